@@ -1,0 +1,16 @@
+from django.urls import include, path
+
+from portal.api.v1 import api
+from portal.www import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/v1/", api.urls),
+    path("", include("portal.www.urls")),
+]
+
+handler400 = "portal.www.views.errors.bad_request"
+handler403 = "portal.www.views.errors.permission_denied"
+handler404 = "portal.www.views.errors.page_not_found"
+handler500 = "portal.www.views.errors.server_error"

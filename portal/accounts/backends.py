@@ -1,0 +1,21 @@
+from django.contrib.auth.backends import BaseBackend
+
+from .models import Account
+
+
+class NirBackend(BaseBackend):
+    """Loads the logged-in account for sessions.
+
+    Credentials are checked by `services.account_authenticate` (which owns the
+    throttling and the equal-time answer), never through `authenticate()`.
+    """
+
+    def authenticate(self, request, **credentials):
+        return None
+
+    def get_user(self, user_id):
+        return (
+            Account.objects.select_related("member__cpam")
+            .filter(pk=user_id, state=Account.State.ACTIVE)
+            .first()
+        )

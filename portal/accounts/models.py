@@ -1,0 +1,95 @@
+import unicodedata
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+from django.db.models import Q
+from phonenumber_field.modelfields import PhoneNumberField
+
+
+def normalize_password(raw: str | None) -> str | None:
+    """NFKC, so that the same password typed on two keyboards is the same password."""
+    return None if raw is None else unicodedata.normalize("NFKC", raw)
+
+
+class AccountManager(BaseUserManager):
+    def get_by_natural_key(self, nir):
+        return self.get(nir=nir)
+
+
+class Account(AbstractBaseUser):
+    """A member's online account (compte en ligne), the login identity.
+
+    The login identifier is the 13-digit NIR. Deleting an account clears its
+    login (so that a new account can be created) but never touches the member.
+    State changes go through `portal.accounts.services`.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "En attente de confirmation"
+        ACTIVE = "active", "Actif"
+        DELETED = "deleted", "Supprimé"
+
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="accounts")
+    nir = models.CharField("NIR (13)", max_length=13, unique=True, null=True)
+    email = models.EmailField()
+    mobile_phone = PhoneNumberField(blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    USERNAME_FIELD = "nir"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    objects = AccountManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member"],
+                condition=~Q(state="deleted"),
+                name="one_live_account_per_member",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"account {self.pk} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:  # used by Django's auth machinery
+        return self.state == self.State.ACTIVE
+
+    def set_password(self, raw_password):
+        super().set_password(normalize_password(raw_password))
+
+    def check_password(self, raw_password):
+        return super().check_password(normalize_password(raw_password))
+
+
+class AccountToken(models.Model):
+    """A one-time link token, stored only as its SHA-256."""
+
+    class Purpose(models.TextChoices):
+        CONFIRM_EMAIL = "confirm_email", "Confirmation de l’adresse électronique"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="tokens")
+    purpose = models.CharField(max_length=30, choices=Purpose.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "purpose"])]
+
+
+class ApiToken(models.Model):
+    """A bearer token of the API, opaque, stored only as its SHA-256, revocable."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,341 @@
+"""Writes on online accounts: creation, confirmation, login, API tokens.
+
+Every function is keyword-only, runs in one transaction and leaves an audit
+entry for each state change. Views and API routes only translate.
+"""
+
+import hmac
+import logging
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.utils import timezone
+
+from portal.audit.services import record
+from portal.core import throttle
+from portal.core.tokens import new_token, token_hash
+from portal.members import nir as nir_rules
+from portal.members.models import Member
+from portal.notifications.services import email_send
+
+from .models import Account, AccountToken, ApiToken
+from .passwords import personal_data_of, unmet_rules
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    code = "error"
+
+
+class IdentityNotVerified(ServiceError):
+    code = "identity_not_verified"
+
+
+class Throttled(ServiceError):
+    code = "throttled"
+
+    def __init__(self, retry_after: int = 3600):
+        self.retry_after = retry_after
+        super().__init__(self.code)
+
+
+class WeakPassword(ServiceError):
+    code = "weak_password"
+
+    def __init__(self, rules: list[str]):
+        self.rules = rules
+        super().__init__(self.code)
+
+
+class InvalidCredentials(ServiceError):
+    code = "invalid_credentials"
+
+
+class TokenInvalid(ServiceError):
+    code = "invalid_token"
+
+
+class TokenExpired(TokenInvalid):
+    code = "expired_token"
+
+
+# --- account creation ----------------------------------------------------
+
+
+def _norm_iban_fragment(value: str) -> str:
+    return "".join((value or "").split()).upper()
+
+
+def account_identity_verify(*, nir: str, birth_date: date, iban_last7: str, ip: str) -> Member:
+    """Check the proof of identity (NIR, birth date, last 7 of the IBAN on file).
+
+    Every attempt counts against the NIR and the IP; a wrong proof raises
+    `IdentityNotVerified` whichever field was wrong.
+    """
+    try:
+        parsed = nir_rules.parse(nir, require_key=False)
+    except nir_rules.NirError:
+        parsed = None
+    nir_key = parsed.number if parsed else nir_rules.compact(nir)[:13]
+    over_nir = throttle.hit_limit(
+        kind="create:nir", value=nir_key, limit=settings.ACCOUNT_CREATION_LIMIT_PER_NIR
+    )
+    over_ip = throttle.hit_limit(
+        kind="create:ip", value=ip, limit=settings.ACCOUNT_CREATION_LIMIT_PER_IP
+    )
+    if over_nir or over_ip:
+        record(action="account.creation.throttled", actor="anonymous", ip=ip)
+        raise Throttled()
+    member = None
+    if parsed:
+        member = (
+            Member.objects.filter(nir=parsed.number + nir_rules.key_for(parsed.number))
+            .select_related("cpam")
+            .first()
+        )
+    expected_iban = _norm_iban_fragment(member.iban)[-7:] if member else "0" * 7
+    given_iban = _norm_iban_fragment(iban_last7)[-7:]
+    iban_ok = hmac.compare_digest(expected_iban.encode(), given_iban.encode()) and len(given_iban) == 7
+    date_ok = member is not None and member.birth_date == birth_date
+    if not (member and iban_ok and date_ok):
+        record(action="account.creation.identity_failed", actor="anonymous", member=member, ip=ip)
+        raise IdentityNotVerified()
+    return member
+
+
+@transaction.atomic
+def account_create(
+    *, member: Member, email: str, mobile_phone: str, password: str, ip: str
+) -> None:
+    """Create (or restart) the pending account of a member whose identity was verified.
+
+    The answer is the same whether or not an account already exists: for an
+    active account nothing changes and its owner is told by email that
+    someone tried to create one. A pending account is restarted with the new
+    details, and earlier confirmation links die.
+    """
+    member = Member.objects.select_for_update().get(pk=member.pk)
+    personal = personal_data_of(member, email)
+    rules = unmet_rules(password, personal)
+    if rules:
+        raise WeakPassword(rules)
+
+    existing = (
+        Account.objects.select_for_update()
+        .filter(member=member)
+        .exclude(state=Account.State.DELETED)
+        .first()
+    )
+    if existing and existing.state == Account.State.ACTIVE:
+        email_send(
+            to=existing.email,
+            template="account_creation_attempt",
+            context={"member": member, "masked_nir": nir_rules.mask(member.nir)},
+        )
+        record(action="account.creation.existing_account", actor="anonymous", member=member, ip=ip)
+        return
+
+    account = existing or Account(member=member, nir=member.nir13)
+    account.email = email
+    account.mobile_phone = mobile_phone or ""
+    account.state = Account.State.PENDING
+    account.set_password(password)
+    account.save()
+    _tokens_revoke(account=account, purpose=AccountToken.Purpose.CONFIRM_EMAIL)
+    token = _token_issue(
+        account=account,
+        purpose=AccountToken.Purpose.CONFIRM_EMAIL,
+        ttl=settings.ACCOUNT_CONFIRMATION_TTL,
+    )
+    email_send(
+        to=email,
+        template="account_confirmation",
+        context={
+            "member": member,
+            "link": f"{settings.SITE_URL}/compte/confirmer/{token}",
+            "valid_until": timezone.localtime(timezone.now() + timedelta(seconds=settings.ACCOUNT_CONFIRMATION_TTL)),
+        },
+    )
+    record(
+        action="account.created" if existing is None else "account.creation.restarted",
+        actor="anonymous",
+        member=member,
+        ip=ip,
+        data={"account_id": account.pk},
+    )
+
+
+def _token_issue(*, account: Account, purpose: str, ttl: int) -> str:
+    token = new_token()
+    AccountToken.objects.create(
+        account=account,
+        purpose=purpose,
+        token_hash=token_hash(token),
+        expires_at=timezone.now() + timedelta(seconds=ttl),
+    )
+    return token
+
+
+def _tokens_revoke(*, account: Account, purpose: str) -> None:
+    AccountToken.objects.filter(
+        account=account, purpose=purpose, used_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
+@transaction.atomic
+def account_confirm(*, token: str, ip: str) -> Account:
+    """Activate a pending account from its emailed link. Single use, 24 h."""
+    found = (
+        AccountToken.objects.select_for_update()
+        .select_related("account")
+        .filter(token_hash=token_hash(token), purpose=AccountToken.Purpose.CONFIRM_EMAIL)
+        .first()
+    )
+    if found is None or found.used_at or found.revoked_at:
+        raise TokenInvalid()
+    if found.expires_at <= timezone.now():
+        raise TokenExpired()
+    account = found.account
+    if account.state != Account.State.PENDING:
+        raise TokenInvalid()
+    found.used_at = timezone.now()
+    found.save(update_fields=["used_at"])
+    account.state = Account.State.ACTIVE
+    account.activated_at = timezone.now()
+    account.save(update_fields=["state", "activated_at"])
+    record(
+        action="account.activated",
+        actor=f"member:{account.pk}",
+        member=account.member,
+        ip=ip,
+        data={"account_id": account.pk},
+    )
+    return account
+
+
+def confirmation_token_state(*, token: str) -> str:
+    """'valid', 'expired' or 'invalid', without consuming the token (for the confirmation page)."""
+    found = AccountToken.objects.filter(
+        token_hash=token_hash(token), purpose=AccountToken.Purpose.CONFIRM_EMAIL
+    ).first()
+    if found is None or found.used_at or found.revoked_at:
+        return "invalid"
+    if found.expires_at <= timezone.now():
+        return "expired"
+    return "valid"
+
+
+# --- login ---------------------------------------------------------------
+
+def _throttles() -> tuple[throttle.FailureThrottle, throttle.FailureThrottle]:
+    return (
+        throttle.FailureThrottle(
+            kind="login:nir",
+            free=settings.LOGIN_FREE_FAILURES,
+            max_delay=settings.LOGIN_MAX_DELAY,
+            ceiling=settings.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+        ),
+        throttle.FailureThrottle(
+            kind="login:ip",
+            free=settings.LOGIN_FREE_FAILURES_PER_IP,
+            max_delay=settings.LOGIN_MAX_DELAY,
+            ceiling=settings.LOGIN_MAX_FAILURES_PER_IP,
+        ),
+    )
+
+
+_DUMMY_HASH = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = make_password("not a password of anyone")
+    return _DUMMY_HASH
+
+
+def account_authenticate(*, nir: str, password: str, ip: str) -> Account:
+    """Check NIR + password. Raises `InvalidCredentials` or `Throttled`.
+
+    An unknown NIR costs one Argon2 verification like a known one, so that
+    neither the answer nor its time tells whether an account exists.
+    """
+    from django.contrib.auth.hashers import check_password
+
+    key = nir_rules.compact(nir)[:13]
+    by_account, by_ip = _throttles()
+    for verdict in (by_account.check(key), by_ip.check(ip)):
+        if not verdict.allowed:
+            record(action="account.login.throttled", actor="anonymous", ip=ip)
+            raise Throttled(verdict.retry_after)
+
+    account = None
+    try:
+        parsed = nir_rules.parse_login(nir)
+    except nir_rules.NirError:
+        parsed = None
+    if parsed:
+        account = (
+            Account.objects.select_related("member")
+            .filter(nir=parsed.number, state=Account.State.ACTIVE)
+            .first()
+        )
+    if account is None:
+        check_password(password, _dummy_hash())
+        by_account.fail(key)
+        by_ip.fail(ip)
+        record(action="account.login.failed", actor="anonymous", ip=ip)
+        raise InvalidCredentials()
+    if not account.check_password(password):
+        by_account.fail(key)
+        by_ip.fail(ip)
+        record(action="account.login.failed", actor="anonymous", member=account.member, ip=ip)
+        raise InvalidCredentials()
+    by_account.reset(key)
+    record(
+        action="account.login.succeeded", actor=f"member:{account.pk}", member=account.member, ip=ip
+    )
+    return account
+
+
+# --- API tokens ------------------------------------------------------------
+
+
+@transaction.atomic
+def api_token_issue(*, account: Account, ip: str) -> tuple[str, int]:
+    token = new_token()
+    ttl = settings.API_TOKEN_TTL
+    ApiToken.objects.create(
+        account=account, token_hash=token_hash(token), expires_at=timezone.now() + timedelta(seconds=ttl)
+    )
+    record(action="account.api_token.issued", actor=f"member:{account.pk}", member=account.member, ip=ip)
+    return token, ttl
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, ip: str) -> None:
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    record(
+        action="account.api_token.revoked",
+        actor=f"member:{token.account_id}",
+        member=token.account.member,
+        ip=ip,
+    )
+
+
+def api_token_resolve(*, raw: str) -> ApiToken | None:
+    """The live token matching a bearer string, or None."""
+    return (
+        ApiToken.objects.select_related("account__member__cpam")
+        .filter(
+            token_hash=token_hash(raw),
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+            account__state=Account.State.ACTIVE,
+        )
+        .first()
+    )

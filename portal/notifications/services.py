@@ -1,0 +1,93 @@
+"""Sending emails and SMS: rendered now, delivered by the task worker after commit."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from .models import OutboundMessage
+
+logger = logging.getLogger(__name__)
+
+
+def email_send(*, to: str, template: str, context: dict) -> OutboundMessage:
+    """Render `emails/<template>.{subject.txt,txt,html}` and queue it for delivery.
+
+    Must run inside the transaction of the change it reports: the message and
+    its delivery task are committed, or rolled back, with that change.
+    """
+    context = {"SITE_URL": settings.SITE_URL, "SERVICE_NAME": settings.SERVICE_NAME, **context}
+    subject = render_to_string(f"emails/{template}.subject.txt", context).strip()
+    message = OutboundMessage.objects.create(
+        channel=OutboundMessage.Channel.EMAIL,
+        template=template,
+        recipient=to,
+        subject=" ".join(subject.split()),
+        body_text=render_to_string(f"emails/{template}.txt", context),
+        body_html=render_to_string(f"emails/{template}.html", context),
+    )
+    _enqueue(message)
+    return message
+
+
+def _enqueue(message: OutboundMessage, *, delay: timedelta | None = None) -> None:
+    from .tasks import deliver_message
+
+    task = deliver_message
+    if delay:
+        task = deliver_message.using(run_after=timezone.now() + delay)
+    task.enqueue(message_id=message.pk)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff: 30 s, 1 min, 2 min… capped at one hour."""
+    return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
+
+
+def message_deliver(*, message_id: int) -> None:
+    """Deliver one message once. On failure, count the attempt and queue a retry."""
+    with transaction.atomic():
+        message = OutboundMessage.objects.select_for_update().filter(pk=message_id).first()
+        if message is None or message.status != OutboundMessage.Status.PENDING:
+            return  # already delivered or given up: never send twice
+        message.attempts += 1
+        try:
+            _send(message)
+        except Exception as exc:
+            message.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            if message.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
+                message.status = OutboundMessage.Status.FAILED
+                logger.error("message %s given up after %s attempts", message.pk, message.attempts)
+            else:
+                _enqueue(message, delay=retry_delay(message.attempts))
+                logger.warning("message %s failed (attempt %s), retry queued", message.pk, message.attempts)
+            message.save(update_fields=["attempts", "last_error", "status"])
+            return
+        message.status = OutboundMessage.Status.SENT
+        message.sent_at = timezone.now()
+        message.last_error = ""
+        if not settings.DEMO:
+            message.body_text = message.body_html = ""  # may hold a one-time link
+        message.save()
+
+
+def _send(message: OutboundMessage) -> None:
+    if message.channel == OutboundMessage.Channel.EMAIL:
+        if not settings.EMAIL_URL and settings.DEMO:
+            return  # the demo mailbox shows the stored message
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.body_text,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[message.recipient],
+        )
+        if message.body_html:
+            email.attach_alternative(message.body_html, "text/html")
+        email.send(fail_silently=False)
+    elif not settings.DEMO:
+        # No SMS gateway exists yet: outside demo mode an SMS cannot be delivered.
+        raise RuntimeError("no SMS gateway configured (SMS_WEBHOOK_URL)")

@@ -1,0 +1,8 @@
+from django_tasks import task
+
+from .services import message_deliver
+
+
+@task()
+def deliver_message(message_id: int) -> None:
+    message_deliver(message_id=message_id)

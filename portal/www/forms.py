@@ -1,0 +1,161 @@
+"""Member-site forms: they parse and give French messages; rules live in services."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from phonenumber_field.formfields import PhoneNumberField
+
+from portal.accounts.passwords import RULES, personal_data_of, rule_message, unmet_rules
+from portal.members import nir as nir_rules
+
+
+class NirField(forms.CharField):
+    def __init__(self, *, require_key: bool, **kwargs):
+        self.require_key = require_key
+        kwargs.setdefault("max_length", 30)
+        super().__init__(**kwargs)
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs.update({"autocomplete": "username", "inputmode": "numeric", "spellcheck": "false"})
+        return attrs
+
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return nir_rules.parse(value, require_key=self.require_key).full
+        except nir_rules.NirError as exc:
+            raise ValidationError(exc.message, code=exc.code) from exc
+
+
+class BaseForm(forms.Form):
+    """DSFR classes on every widget, and the ARIA links from a field to its hint and errors."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            self._decorate(name, field)
+
+    def _decorate(self, name, field):
+        classes = field.widget.attrs.get("class", "")
+        field.widget.attrs["class"] = f"{classes} fr-input".strip()
+        if field.help_text:
+            field.widget.attrs["aria-describedby"] = f"id_{name}-hint"
+
+    def full_clean(self):
+        super().full_clean()
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                described = [f"id_{name}-messages"]
+                if self.fields[name].help_text:
+                    described.insert(0, f"id_{name}-hint")
+                widget.attrs["aria-describedby"] = " ".join(described)
+                widget.attrs["aria-invalid"] = "true"
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class LoginForm(BaseForm):
+    nir = NirField(
+        require_key=False,
+        label="Numéro de sécurité sociale",
+        help_text="13 chiffres, sans la clé. Exemple : 1 85 05 78 006 084",
+    )
+    password = forms.CharField(
+        label="Mot de passe",
+        max_length=1024,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class IdentityForm(BaseForm):
+    nir = NirField(
+        require_key=False,
+        label="Numéro de sécurité sociale",
+        help_text="13 chiffres, avec ou sans la clé. Il figure sur votre carte Vitale.",
+    )
+    birth_date = forms.DateField(
+        label="Date de naissance",
+        help_text="Format : jj/mm/aaaa",
+        widget=DateInput(format="%Y-%m-%d", attrs={"autocomplete": "bday"}),
+        input_formats=["%Y-%m-%d", "%d/%m/%Y"],
+    )
+    iban_last7 = forms.CharField(
+        label="Les 7 derniers caractères de votre IBAN",
+        help_text="Ceux du compte bancaire sur lequel l’Assurance Maladie vous rembourse. Exemple : 1234567",
+        min_length=7,
+        max_length=9,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def clean_iban_last7(self):
+        value = "".join(self.cleaned_data["iban_last7"].split()).upper()
+        if len(value) != 7 or not value.isalnum():
+            raise ValidationError("Saisissez exactement 7 caractères (chiffres ou lettres).")
+        return value
+
+
+class PasswordPairMixin:
+    """Two password fields, checked against the whole policy; each unmet rule shown."""
+
+    @property
+    def password_rules(self):
+        return [{"code": code, "text": rule_message(code)} for code in RULES]
+
+    def _password_fields(self):
+        self.fields["password"] = forms.CharField(
+            label="Mot de passe",
+            max_length=1024,
+            strip=False,
+            help_text=" ".join(rule_message(code) for code in RULES),
+            widget=forms.PasswordInput(
+                attrs={"autocomplete": "new-password", "data-password-rules": "1"}
+            ),
+        )
+        self.fields["password2"] = forms.CharField(
+            label="Confirmation du mot de passe",
+            max_length=1024,
+            strip=False,
+            widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        )
+
+    def check_passwords(self, cleaned, personal):
+        password, password2 = cleaned.get("password"), cleaned.get("password2")
+        if password is None:
+            return cleaned
+        for code in unmet_rules(password, personal):
+            self.add_error("password", ValidationError(rule_message(code), code=code))
+        if password2 is not None and password != password2:
+            self.add_error("password2", ValidationError(rule_message("mismatch"), code="mismatch"))
+        return cleaned
+
+
+class CredentialsForm(PasswordPairMixin, BaseForm):
+    email = forms.EmailField(
+        label="Adresse électronique",
+        help_text="Format attendu : nom@domaine.fr. Vous y recevrez le lien d’activation.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    mobile_phone = PhoneNumberField(
+        label="Téléphone mobile",
+        region="FR",
+        required=False,
+        help_text="Facultatif. Format attendu : 06 12 34 56 78. Il sert à vous aider si vous perdez l’accès à votre messagerie.",
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+        error_messages={"invalid": "Saisissez un numéro de mobile valide, par exemple 06 12 34 56 78."},
+    )
+
+    def __init__(self, *args, member, **kwargs):
+        self.member = member
+        super().__init__(*args, **kwargs)
+        self._password_fields()
+        for name in ("password", "password2"):
+            self._decorate(name, self.fields[name])
+
+    def clean(self):
+        cleaned = super().clean()
+        personal = personal_data_of(self.member, cleaned.get("email") or "")
+        return self.check_passwords(cleaned, personal)

@@ -1,0 +1,14 @@
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+from portal.members.nir import mask
+
+
+@login_required
+def home(request):
+    account = request.user
+    return render(
+        request,
+        "www/space.html",
+        {"title": "Mon espace", "account": account, "member": account.member, "masked_nir": mask(account.nir)},
+    )
