@@ -18,7 +18,7 @@ class SessionLifetimeMiddleware:
 
     def __call__(self, request):
         if request.user.is_authenticated:
-            started = request.session.get(SESSION_STARTED_KEY, 0)
+            started = request.session.setdefault(SESSION_STARTED_KEY, time.time())
             if time.time() - started > settings.SESSION_ABSOLUTE_TIMEOUT:
                 logout(request)
         return self.get_response(request)

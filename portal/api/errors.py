@@ -12,6 +12,17 @@ from portal.accounts.services import ServiceError, Throttled, WeakPassword
 logger = logging.getLogger(__name__)
 
 
+HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "throttled",
+}
+
+
 def error_response(status: int, code: str, **extra) -> JsonResponse:
     return JsonResponse({"error": code, **extra}, status=status)
 
@@ -59,4 +70,8 @@ def install(api) -> None:
 
     @api.exception_handler(HttpError)
     def on_http(request, exc):
-        return error_response(exc.status_code, str(exc.message) or "error")
+        if isinstance(exc.__cause__, RequestDataTooBig):
+            return error_response(413, "request_too_large")
+        if str(exc).startswith("Cannot parse request body"):
+            return error_response(400, "malformed_json")
+        return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"))

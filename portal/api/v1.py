@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Status
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
 from portal.accounts import services
@@ -52,12 +52,12 @@ def account_create(request, payload: AccountCreateIn):
     try:
         validate_email(payload.email)
     except DjangoValidationError:
-        return 400, {"error": "invalid_email"}
+        return Status(400, {"error": "invalid_email"})
     phone = None
     if payload.mobile_phone:
         phone = phone_to_python(payload.mobile_phone, region="FR")
         if not phone or not phone.is_valid():
-            return 400, {"error": "invalid_mobile_phone"}
+            return Status(400, {"error": "invalid_mobile_phone"})
     member = services.account_identity_verify(
         nir=payload.nir, birth_date=payload.birth_date, iban_last7=payload.iban_last7, ip=ip
     )
@@ -68,7 +68,7 @@ def account_create(request, payload: AccountCreateIn):
         password=payload.password,
         ip=ip,
     )
-    return 202, ACCEPTED
+    return Status(202, ACCEPTED)
 
 
 @api.post("/auth/token", response={200: TokenOut, 401: ErrorOut, 429: ErrorOut}, tags=["auth"])
@@ -76,24 +76,24 @@ def auth_token(request, payload: TokenIn):
     ip = client_ip(request)
     account = services.account_authenticate(nir=payload.nir, password=payload.password, ip=ip)
     token, ttl = services.api_token_issue(account=account, ip=ip)
-    return 200, {"access_token": token, "token_type": "bearer", "expires_in": ttl}
+    return Status(200, {"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
 
 @api.post("/auth/logout", response={204: None, 401: ErrorOut}, auth=BearerToken(), tags=["auth"])
 def auth_logout(request):
     services.api_token_revoke(token=request.api_token, ip=client_ip(request))
-    return 204, None
+    return Status(204, None)
 
 
 @api.get("/me", response={200: MeOut, 401: ErrorOut}, auth=BearerToken(), tags=["accounts"])
 def me(request):
     account = request.auth
     member = account.member
-    return 200, {
+    return Status(200, {
         "nir": mask(member.nir),
         "first_names": member.first_names,
         "last_name": member.last_name,
         "email": account.email,
         "mobile_phone": account.mobile_phone.as_e164 if account.mobile_phone else "",
         "cpam": {"code": member.cpam.code, "name": member.cpam.name},
-    }
+    })
