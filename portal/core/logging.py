@@ -15,17 +15,27 @@ _PATTERNS = [
     # Tokens inside the portal's link paths (confirmation, reset, enrolment).
     (re.compile(r"(/(?:confirmer|mot-de-passe-oublie|enrolement)/)[A-Za-z0-9_\-]{8,}"), r"\1[TOKEN]"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.]+"), r"\1[TOKEN]"),
+    # A quoted value (JSON, repr) may hold spaces, commas or the other quote
+    # (a passphrase): mask it up to its closing quote.
     (
         re.compile(
-            r"""(?i)(["']?(?:password\w*|new_password\w*|token|access_token|code|iban\w*|secret\w*)["']?\s*[:=]\s*["']?)[^"'&\s,}]+"""
+            r"""(?i)((?<![\w])["']?(?:\w*password\w*|\w*token|\w*secret\w*|iban\w*|code|otp|(?:sms|recovery|otp|verification)_code)["']?\s*[:=]\s*)(["'])(?:\\.|(?!\2)[^\\])*\2"""
+        ),
+        r"\1\2[MASKED]\2",
+    ),
+    (
+        re.compile(
+            r"""(?i)((?<![\w])["']?(?:\w*password\w*|\w*token|\w*secret\w*|iban\w*|code|otp|(?:sms|recovery|otp|verification)_code)["']?\s*[:=]\s*["']?)[^"'&\s,}]+"""
         ),
         r"\1[MASKED]",
     ),
     # NIR: sex digit, then 12 more characters (2A/2B allowed), optional key;
-    # spaces, dots or dashes between groups.
+    # spaces, dots or dashes between groups, which may fall anywhere in the
+    # last six digits (overseas numbers are printed "976 01 005").
     (
         re.compile(
-            r"(?<![0-9A-Za-z])[1-478][ .-]?\d{2}[ .-]?\d{2}[ .-]?(?:\d{2}|2[AaBb])[ .-]?\d{3}[ .-]?\d{3}(?:[ .-]?\d{2})?(?![0-9])"
+            r"(?<![0-9A-Za-z])[1-478][ .-]?\d{2}[ .-]?\d{2}[ .-]?(?:\d{2}|2[AaBb])"
+            r"(?:[ .-]?\d){6}(?:[ .-]?\d{2})?(?![0-9])"
         ),
         "[NIR]",
     ),
