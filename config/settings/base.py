@@ -192,6 +192,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# The DSFR assets are served from our own origin, hashed by the manifest
+# storage, which rewrites url() inside the CSS: the upstream SRI digests would
+# then block them. Same-origin assets gain nothing from SRI.
+DSFR_USE_INTEGRITY_CHECKSUMS = False
+
 # Security headers.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -15,17 +15,22 @@ from django.conf import settings
 from django.contrib.auth.password_validation import CommonPasswordValidator
 from django.core.exceptions import ValidationError
 from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext_lazy as _
 
 from .models import normalize_password
 
+# Lazy: translated in the language active when `rule_message` formats them.
 RULE_MESSAGES = {
-    "min_length": "Au moins {min_length} caractères.",
-    "max_length": "Au plus {max_length} caractères.",
-    "uppercase": "Au moins une lettre majuscule.",
-    "lowercase": "Au moins une lettre minuscule.",
-    "common": "Pas un mot de passe trop courant.",
-    "personal_data": "Sans votre numéro de sécurité sociale, date de naissance, nom, prénom ou adresse électronique.",
-    "mismatch": "Les deux mots de passe saisis ne sont pas identiques.",
+    "min_length": _("Au moins {min_length} caractères."),
+    "max_length": _("Au plus {max_length} caractères."),
+    "uppercase": _("Au moins une lettre majuscule."),
+    "lowercase": _("Au moins une lettre minuscule."),
+    "common": _("Pas un mot de passe trop courant."),
+    "personal_data": _(
+        "Sans votre numéro de sécurité sociale, date de naissance, nom, prénom ou adresse "
+        "électronique."
+    ),
+    "mismatch": _("Les deux mots de passe saisis ne sont pas identiques."),
 }
 
 # Shown to the member as the list of rules, in this order.
@@ -64,7 +69,8 @@ class PersonalData:
 
 
 def rule_message(code: str) -> str:
-    return RULE_MESSAGES[code].format(
+    """The rule's text in the active language, with the configured lengths filled in."""
+    return str(RULE_MESSAGES[code]).format(
         min_length=settings.PASSWORD_MIN_LENGTH, max_length=settings.PASSWORD_MAX_LENGTH
     )
 
@@ -121,7 +127,9 @@ class PolicyValidator:
             personal = personal_data_of(user.member, user.email)
         unmet = unmet_rules(password, personal)
         if unmet:
-            raise ValidationError([ValidationError(rule_message(code), code=code) for code in unmet])
+            raise ValidationError(
+                [ValidationError(rule_message(code), code=code) for code in unmet]
+            )
 
     def get_help_text(self):
         return " ".join(rule_message(code) for code in RULES)

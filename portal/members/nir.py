@@ -16,21 +16,27 @@ the 15. Spaces (and dots) are accepted in input.
 import re
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import nir as stdnum_nir
 
 
 class NirError(ValueError):
-    """`code` is stable (used by the API and tests); `message` is French for pages."""
+    """`code` is stable (used by the API and tests); `message` is for pages, as a plain
+    `str` in the language active when the error is raised (French by default)."""
 
     MESSAGES = {
-        "required": "Saisissez votre numéro de sécurité sociale.",
-        "format": "Le numéro de sécurité sociale comporte 13 chiffres, suivis d’une clé de 2 chiffres.",
-        "key": "Le numéro de sécurité sociale et sa clé ne correspondent pas. Vérifiez votre saisie.",
-        "sex": "Le premier chiffre du numéro de sécurité sociale doit être 1 ou 2.",
-        "month": "Le mois de naissance contenu dans le numéro n’est pas valide.",
-        "department": "Le département de naissance contenu dans le numéro n’est pas valide.",
-        "temporary": (
+        "required": _("Saisissez votre numéro de sécurité sociale."),
+        "format": _(
+            "Le numéro de sécurité sociale comporte 13 chiffres, suivis d’une clé de 2 chiffres."
+        ),
+        "key": _(
+            "Le numéro de sécurité sociale et sa clé ne correspondent pas. Vérifiez votre saisie."
+        ),
+        "sex": _("Le premier chiffre du numéro de sécurité sociale doit être 1 ou 2."),
+        "month": _("Le mois de naissance contenu dans le numéro n’est pas valide."),
+        "department": _("Le département de naissance contenu dans le numéro n’est pas valide."),
+        "temporary": _(
             "Ce numéro est un numéro provisoire : il ne permet pas encore de créer un compte "
             "en ligne. Contactez votre caisse au 36 46."
         ),
@@ -38,7 +44,7 @@ class NirError(ValueError):
 
     def __init__(self, code: str):
         self.code = code
-        self.message = self.MESSAGES[code]
+        self.message = str(self.MESSAGES[code])
         super().__init__(code)
 
 

@@ -1,7 +1,8 @@
-"""Member-site forms: they parse and give French messages; rules live in services."""
+"""Member-site forms: they parse and give translated messages; rules live in services."""
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 from phonenumber_field.formfields import PhoneNumberField
 
 from portal.accounts.passwords import RULES, personal_data_of, rule_message, unmet_rules
@@ -60,11 +61,11 @@ class DateInput(forms.DateInput):
 class LoginForm(BaseForm):
     nir = NirField(
         require_key=False,
-        label="Numéro de sécurité sociale",
-        help_text="13 chiffres, sans la clé. Exemple : 1 85 05 78 006 084",
+        label=_("Numéro de sécurité sociale"),
+        help_text=_("13 chiffres, sans la clé. Exemple : 1 85 05 78 006 084"),
     )
     password = forms.CharField(
-        label="Mot de passe",
+        label=_("Mot de passe"),
         max_length=1024,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
@@ -74,18 +75,21 @@ class LoginForm(BaseForm):
 class IdentityForm(BaseForm):
     nir = NirField(
         require_key=False,
-        label="Numéro de sécurité sociale",
-        help_text="13 chiffres, avec ou sans la clé. Il figure sur votre carte Vitale.",
+        label=_("Numéro de sécurité sociale"),
+        help_text=_("13 chiffres, avec ou sans la clé. Il figure sur votre carte Vitale."),
     )
     birth_date = forms.DateField(
-        label="Date de naissance",
-        help_text="Format : jj/mm/aaaa",
+        label=_("Date de naissance"),
+        help_text=_("Format : jj/mm/aaaa"),
         widget=DateInput(format="%Y-%m-%d", attrs={"autocomplete": "bday"}),
         input_formats=["%Y-%m-%d", "%d/%m/%Y"],
     )
     iban_last7 = forms.CharField(
-        label="Les 7 derniers caractères de votre IBAN",
-        help_text="Ceux du compte bancaire sur lequel l’Assurance Maladie vous rembourse. Exemple : 1234567",
+        label=_("Les 7 derniers caractères de votre IBAN"),
+        help_text=_(
+            "Ceux du compte bancaire sur lequel l’Assurance Maladie vous rembourse. "
+            "Exemple : 1234567"
+        ),
         min_length=7,
         max_length=9,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
@@ -94,7 +98,7 @@ class IdentityForm(BaseForm):
     def clean_iban_last7(self):
         value = "".join(self.cleaned_data["iban_last7"].split()).upper()
         if len(value) != 7 or not value.isalnum():
-            raise ValidationError("Saisissez exactement 7 caractères (chiffres ou lettres).")
+            raise ValidationError(_("Saisissez exactement 7 caractères (chiffres ou lettres)."))
         return value
 
 
@@ -107,7 +111,7 @@ class PasswordPairMixin:
 
     def _password_fields(self):
         self.fields["password"] = forms.CharField(
-            label="Mot de passe",
+            label=_("Mot de passe"),
             max_length=1024,
             strip=False,
             help_text=" ".join(rule_message(code) for code in RULES),
@@ -116,7 +120,7 @@ class PasswordPairMixin:
             ),
         )
         self.fields["password2"] = forms.CharField(
-            label="Confirmation du mot de passe",
+            label=_("Confirmation du mot de passe"),
             max_length=1024,
             strip=False,
             widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
@@ -135,17 +139,22 @@ class PasswordPairMixin:
 
 class CredentialsForm(PasswordPairMixin, BaseForm):
     email = forms.EmailField(
-        label="Adresse électronique",
-        help_text="Format attendu : nom@domaine.fr. Vous y recevrez le lien d’activation.",
+        label=_("Adresse électronique"),
+        help_text=_("Format attendu : nom@domaine.fr. Vous y recevrez le lien d’activation."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     mobile_phone = PhoneNumberField(
-        label="Téléphone mobile",
+        label=_("Téléphone mobile"),
         region="FR",
         required=False,
-        help_text="Facultatif. Format attendu : 06 12 34 56 78. Il sert à vous aider si vous perdez l’accès à votre messagerie.",
+        help_text=_(
+            "Facultatif. Format attendu : 06 12 34 56 78. Il sert à vous aider si vous perdez "
+            "l’accès à votre messagerie."
+        ),
         widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
-        error_messages={"invalid": "Saisissez un numéro de mobile valide, par exemple 06 12 34 56 78."},
+        error_messages={
+            "invalid": _("Saisissez un numéro de mobile valide, par exemple 06 12 34 56 78.")
+        },
     )
 
     def __init__(self, *args, member, **kwargs):

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext as _
 
 from portal.notifications.models import OutboundMessage
 from portal.notifications.selectors import demo_mailbox
@@ -13,10 +14,16 @@ def _demo_only():
 
 def mailbox(request):
     _demo_only()
-    return render(request, "www/demo/mailbox.html", {"title": "Boîte mail de démonstration", "messages_list": demo_mailbox()})
+    return render(
+        request,
+        "www/demo/mailbox.html",
+        {"title": _("Boîte mail de démonstration"), "messages_list": demo_mailbox()},
+    )
 
 
 def message(request, message_id: int):
     _demo_only()
     item = get_object_or_404(OutboundMessage, pk=message_id)
-    return render(request, "www/demo/message.html", {"title": item.subject or "SMS", "item": item})
+    return render(
+        request, "www/demo/message.html", {"title": item.subject or _("SMS"), "item": item}
+    )

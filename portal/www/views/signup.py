@@ -3,11 +3,15 @@
 import time
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from portal.accounts import services
+from portal.accounts.passwords import rule_message
 from portal.core.http import client_ip
 from portal.members.models import Member
 
@@ -18,7 +22,7 @@ VERIFIED_AT_KEY = "signup_verified_at"
 CONFIRM_TOKEN_KEY = "signup_confirm_token"
 VERIFIED_TTL = 20 * 60
 
-IDENTITY_FAILED = (
+IDENTITY_FAILED = gettext_lazy(
     "Les informations saisies ne permettent pas de vous identifier. Vérifiez votre numéro de "
     "sécurité sociale, votre date de naissance et les 7 derniers caractères de votre IBAN."
 )
@@ -49,7 +53,10 @@ def identity(request):
             except services.Throttled:
                 form.add_error(
                     None,
-                    "Trop de tentatives. Pour votre sécurité, réessayez dans une heure ou appelez le 36 46.",
+                    _(
+                        "Trop de tentatives. Pour votre sécurité, réessayez dans une heure ou "
+                        "appelez le 36 46."
+                    ),
                 )
                 status = 429
             except services.IdentityNotVerified:
@@ -62,7 +69,7 @@ def identity(request):
     return render(
         request,
         "www/signup/identity.html",
-        {"title": "Créer mon compte — Étape 1 sur 2", "form": form},
+        {"title": _("Créer mon compte — Étape 1 sur 2"), "form": form},
         status=status,
     )
 
@@ -72,7 +79,7 @@ def identity(request):
 def credentials(request):
     member = _verified_member(request)
     if member is None:
-        messages.info(request, "Pour créer votre compte, commencez par vous identifier.")
+        messages.info(request, _("Pour créer votre compte, commencez par vous identifier."))
         return redirect("www:signup")
     form = CredentialsForm(request.POST or None, member=member, initial={"email": member.email})
     status = 200
@@ -90,7 +97,7 @@ def credentials(request):
                 )
             except services.WeakPassword as exc:  # the form checks the same rules; kept for safety
                 for rule in exc.rules:
-                    form.add_error("password", rule)
+                    form.add_error("password", ValidationError(rule_message(rule), code=rule))
             else:
                 request.session.pop(VERIFIED_KEY, None)
                 request.session.pop(VERIFIED_AT_KEY, None)
@@ -99,7 +106,7 @@ def credentials(request):
     return render(
         request,
         "www/signup/credentials.html",
-        {"title": "Créer mon compte — Étape 2 sur 2", "form": form},
+        {"title": _("Créer mon compte — Étape 2 sur 2"), "form": form},
         status=status,
     )
 
@@ -108,7 +115,7 @@ def sent(request):
     return render(
         request,
         "www/signup/sent.html",
-        {"title": "Vérifiez votre messagerie", "email": request.session.get("signup_email", "")},
+        {"title": _("Vérifiez votre messagerie"), "email": request.session.get("signup_email", "")},
     )
 
 
@@ -129,13 +136,15 @@ def confirm(request):
             state = "invalid"
         else:
             request.session.pop(CONFIRM_TOKEN_KEY, None)
-            messages.success(request, "Votre compte est activé. Vous pouvez maintenant vous connecter.")
+            messages.success(
+                request, _("Votre compte est activé. Vous pouvez maintenant vous connecter.")
+            )
             return redirect("www:login")
     if state != "valid":
         return render(
             request,
             "www/signup/confirm_invalid.html",
-            {"title": "Ce lien n’est plus valide", "expired": state == "expired"},
+            {"title": _("Ce lien n’est plus valide"), "expired": state == "expired"},
             status=400 if request.method == "POST" else 200,
         )
-    return render(request, "www/signup/confirm.html", {"title": "Activer mon compte"})
+    return render(request, "www/signup/confirm.html", {"title": _("Activer mon compte")})

@@ -1,5 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from portal.members.nir import mask
 
@@ -10,5 +11,10 @@ def home(request):
     return render(
         request,
         "www/space.html",
-        {"title": "Mon espace", "account": account, "member": account.member, "masked_nir": mask(account.nir)},
+        {
+            "title": _("Mon espace"),
+            "account": account,
+            "member": account.member,
+            "masked_nir": mask(account.nir),
+        },
     )
