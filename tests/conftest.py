@@ -1,6 +1,9 @@
+from unittest import mock
+
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from django.utils import translation
 
 from tests.factories import AccountFactory, MemberFactory
 
@@ -11,6 +14,14 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _french():
+    """Each test starts in the default language, whatever the previous request chose."""
+    translation.activate("fr")
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
@@ -25,10 +36,18 @@ def account(db):
 
 @pytest.fixture
 def run_tasks(db):
-    """Run the queued tasks the way the worker does (`db_worker --batch`)."""
+    """Run the queued tasks the way the worker does (`db_worker --batch`).
+
+    The worker calls `close_old_connections()`, which inside the test's
+    transaction drops the connection on PostgreSQL (SQLite's in-memory test
+    database ignores it); Django's test client disconnects it for the same reason.
+    """
 
     def run():
-        call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)
+        with mock.patch("django_tasks_db.management.commands.db_worker.close_old_connections"):
+            call_command(
+                "db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0
+            )
 
     return run
 

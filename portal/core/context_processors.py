@@ -7,4 +7,5 @@ def site(request):
         "FUND_NAME": settings.FUND_NAME,
         "BRAND": settings.BRAND,
         "DEMO": settings.DEMO,
+        "PASSWORD_MIN_LENGTH": settings.PASSWORD_MIN_LENGTH,
     }
