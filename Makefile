@@ -44,3 +44,16 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) var/static
+
+# The suite against a local PostgreSQL cluster kept in $(PG_DIR) (created on
+# first use, see scripts/postgres-local.sh); it is stopped afterwards unless it
+# was already running.
+PG_DIR ?= var/pg
+PG_PORT ?= 54329
+.PHONY: test-postgres
+test-postgres: install-dev
+	@if scripts/postgres-local.sh status $(PG_DIR); then keep=1; else keep=0; fi; \
+	url=$$(scripts/postgres-local.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
+	[ $$keep = 1 ] || trap 'scripts/postgres-local.sh stop $(PG_DIR)' EXIT; \
+	echo "DATABASE_URL=$$url"; \
+	DATABASE_URL=$$url DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(PYTEST_ARGS)
