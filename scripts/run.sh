@@ -17,7 +17,7 @@ fi
 "$BIN/python" manage.py db_worker --interval 0.5 &
 worker=$!
 "$BIN/gunicorn" config.wsgi:application --bind "127.0.0.1:$PORT" --workers 1 --threads 8 \
-  --access-logfile - --error-logfile - &
+  --error-logfile - &  # access lines come from the app, secrets masked
 web=$!
 
 stop() {

@@ -30,7 +30,9 @@ class Account(AbstractBaseUser):
         DELETED = "deleted", "Supprimé"
 
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="accounts")
-    nir = models.CharField("NIR (13)", max_length=13, unique=True, null=True)
+    # NULL once the account is deleted, so that the member can create a new one
+    # while the old row stays for the audit trail (NULLs do not collide in UNIQUE).
+    nir = models.CharField("NIR (13)", max_length=13, unique=True, null=True)  # noqa: DJ001
     email = models.EmailField()
     mobile_phone = PhoneNumberField(blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
@@ -84,6 +86,9 @@ class AccountToken(models.Model):
     class Meta:
         indexes = [models.Index(fields=["account", "purpose"])]
 
+    def __str__(self) -> str:
+        return f"{self.purpose} token {self.pk} of account {self.account_id}"
+
 
 class ApiToken(models.Model):
     """A bearer token of the API, opaque, stored only as its SHA-256, revocable."""
@@ -93,3 +98,6 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"API token {self.pk} of account {self.account_id}"

@@ -98,7 +98,9 @@ def account_identity_verify(*, nir: str, birth_date: date, iban_last7: str, ip: 
         )
     expected_iban = _norm_iban_fragment(member.iban)[-7:] if member else "0" * 7
     given_iban = _norm_iban_fragment(iban_last7)[-7:]
-    iban_ok = hmac.compare_digest(expected_iban.encode(), given_iban.encode()) and len(given_iban) == 7
+    iban_ok = (
+        hmac.compare_digest(expected_iban.encode(), given_iban.encode()) and len(given_iban) == 7
+    )
     date_ok = member is not None and member.birth_date == birth_date
     if not (member and iban_ok and date_ok):
         record(action="account.creation.identity_failed", actor="anonymous", member=member, ip=ip)
@@ -156,7 +158,9 @@ def account_create(
         context={
             "member": member,
             "link": f"{settings.SITE_URL}/compte/confirmer/{token}",
-            "valid_until": timezone.localtime(timezone.now() + timedelta(seconds=settings.ACCOUNT_CONFIRMATION_TTL)),
+            "valid_until": timezone.localtime(
+                timezone.now() + timedelta(seconds=settings.ACCOUNT_CONFIRMATION_TTL)
+            ),
         },
     )
     record(
@@ -229,6 +233,7 @@ def confirmation_token_state(*, token: str) -> str:
 
 
 # --- login ---------------------------------------------------------------
+
 
 def _throttles() -> tuple[throttle.FailureThrottle, throttle.FailureThrottle]:
     return (
@@ -309,9 +314,16 @@ def api_token_issue(*, account: Account, ip: str) -> tuple[str, int]:
     token = new_token()
     ttl = settings.API_TOKEN_TTL
     ApiToken.objects.create(
-        account=account, token_hash=token_hash(token), expires_at=timezone.now() + timedelta(seconds=ttl)
+        account=account,
+        token_hash=token_hash(token),
+        expires_at=timezone.now() + timedelta(seconds=ttl),
     )
-    record(action="account.api_token.issued", actor=f"member:{account.pk}", member=account.member, ip=ip)
+    record(
+        action="account.api_token.issued",
+        actor=f"member:{account.pk}",
+        member=account.member,
+        ip=ip,
+    )
     return token, ttl
 
 

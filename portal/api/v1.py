@@ -89,11 +89,14 @@ def auth_logout(request):
 def me(request):
     account = request.auth
     member = account.member
-    return Status(200, {
-        "nir": mask(member.nir),
-        "first_names": member.first_names,
-        "last_name": member.last_name,
-        "email": account.email,
-        "mobile_phone": account.mobile_phone.as_e164 if account.mobile_phone else "",
-        "cpam": {"code": member.cpam.code, "name": member.cpam.name},
-    })
+    return Status(
+        200,
+        {
+            "nir": mask(member.nir),
+            "first_names": member.first_names,
+            "last_name": member.last_name,
+            "email": account.email,
+            "mobile_phone": account.mobile_phone.as_e164 if account.mobile_phone else "",
+            "cpam": {"code": member.cpam.code, "name": member.cpam.name},
+        },
+    )

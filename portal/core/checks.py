@@ -9,7 +9,10 @@ def production_settings(app_configs, **kwargs):
     problems = []
     if not settings.SITE_URL.startswith("https://"):
         problems.append(
-            Warning("SITE_URL should be https:// in production: links in emails use it.", id="portal.W001")
+            Warning(
+                "SITE_URL should be https:// in production: links in emails use it.",
+                id="portal.W001",
+            )
         )
     if "locmem" in settings.CACHES["default"]["BACKEND"].lower():
         problems.append(

@@ -11,7 +11,7 @@ def client_ip(request: HttpRequest) -> str:
     TRUSTED_PROXIES; otherwise anybody could pick the address their attempts
     are counted against.
     """
-    remote = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"
+    remote = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"  # noqa: S104 (an unknown peer, not a bind address)
     if remote in settings.TRUSTED_PROXIES:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]

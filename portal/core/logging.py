@@ -13,7 +13,10 @@ from portal.core.request_id import current_request_id
 
 _PATTERNS = [
     # Tokens inside the portal's link paths (confirmation, reset, enrolment).
-    (re.compile(r"(/(?:confirmer|mot-de-passe-oublie|enrolement)/)[A-Za-z0-9_\-]{8,}"), r"\1[TOKEN]"),
+    (
+        re.compile(r"(/(?:confirmer|mot-de-passe-oublie|enrolement)/)[A-Za-z0-9_\-]{8,}"),
+        r"\1[TOKEN]",
+    ),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.]+"), r"\1[TOKEN]"),
     # A quoted value (JSON, repr) may hold spaces, commas or the other quote
     # (a passphrase): mask it up to its closing quote.

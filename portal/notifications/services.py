@@ -64,7 +64,9 @@ def message_deliver(*, message_id: int) -> None:
                 logger.error("message %s given up after %s attempts", message.pk, message.attempts)
             else:
                 _enqueue(message, delay=retry_delay(message.attempts))
-                logger.warning("message %s failed (attempt %s), retry queued", message.pk, message.attempts)
+                logger.warning(
+                    "message %s failed (attempt %s), retry queued", message.pk, message.attempts
+                )
             message.save(update_fields=["attempts", "last_error", "status"])
             return
         message.status = OutboundMessage.Status.SENT

@@ -27,6 +27,8 @@ def test_member_creates_account_confirms_and_logs_in(client, member, run_tasks):
     assert response.status_code == 302 and response["Location"] == "/compte/confirmer/"
     response = client.post("/compte/confirmer/")
     assert response.status_code == 302
-    response = client.post("/connexion/", {"nir": member.nir[:13], "password": "Une-Phrase-Longue-42"})
+    response = client.post(
+        "/connexion/", {"nir": member.nir[:13], "password": "Une-Phrase-Longue-42"}
+    )
     assert response.status_code == 302
     assert client.get("/mon-espace/").status_code == 200

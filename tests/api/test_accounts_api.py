@@ -3,8 +3,8 @@ import json
 import pytest
 
 from portal.accounts.models import Account
-from portal.notifications.models import OutboundMessage
 from portal.members.nir import key_for
+from portal.notifications.models import OutboundMessage
 from tests.factories import PASSWORD, AccountFactory, random_nir13
 
 GOOD_PASSWORD = "Une-Phrase-Longue-42"
@@ -101,11 +101,15 @@ def test_account_creation_is_throttled_per_ip(client, settings):
     settings.ACCOUNT_CREATION_LIMIT_PER_IP = 3
     members = MemberFactory.create_batch(4)
     codes = [
-        post(client, "/api/v1/accounts", creation_payload(m, iban_last7="0000000")).status_code for m in members
+        post(client, "/api/v1/accounts", creation_payload(m, iban_last7="0000000")).status_code
+        for m in members
     ]
     assert codes == [400, 400, 400, 429]
     other_ip = post(
-        client, "/api/v1/accounts", creation_payload(members[0], iban_last7="0000000"), REMOTE_ADDR="10.9.9.9"
+        client,
+        "/api/v1/accounts",
+        creation_payload(members[0], iban_last7="0000000"),
+        REMOTE_ADDR="10.9.9.9",
     )
     assert other_ip.status_code == 400
 
@@ -133,7 +137,9 @@ def test_token_is_stored_hashed(client):
     from portal.accounts.models import ApiToken
 
     account = AccountFactory()
-    token = post(client, "/api/v1/auth/token", {"nir": account.nir, "password": PASSWORD}).json()["access_token"]
+    token = post(client, "/api/v1/auth/token", {"nir": account.nir, "password": PASSWORD}).json()[
+        "access_token"
+    ]
     stored = ApiToken.objects.get()
     assert token not in stored.token_hash
 
@@ -141,8 +147,12 @@ def test_token_is_stored_hashed(client):
 @pytest.mark.django_db
 def test_unknown_nir_and_wrong_password_get_the_same_answer(client):
     account = AccountFactory()
-    wrong_password = post(client, "/api/v1/auth/token", {"nir": account.nir, "password": "Mauvais-Mot-2"})
-    unknown = post(client, "/api/v1/auth/token", {"nir": "1850578006084", "password": "Mauvais-Mot-2"})
+    wrong_password = post(
+        client, "/api/v1/auth/token", {"nir": account.nir, "password": "Mauvais-Mot-2"}
+    )
+    unknown = post(
+        client, "/api/v1/auth/token", {"nir": "1850578006084", "password": "Mauvais-Mot-2"}
+    )
     malformed = post(client, "/api/v1/auth/token", {"nir": "abc", "password": "Mauvais-Mot-2"})
     for response in (wrong_password, unknown, malformed):
         assert response.status_code == 401
@@ -152,7 +162,9 @@ def test_unknown_nir_and_wrong_password_get_the_same_answer(client):
 @pytest.mark.django_db
 def test_me_requires_a_token(client):
     assert client.get("/api/v1/me").status_code == 401
-    assert client.get("/api/v1/me", HTTP_AUTHORIZATION="Bearer nope").json() == {"error": "not_authenticated"}
+    assert client.get("/api/v1/me", HTTP_AUTHORIZATION="Bearer nope").json() == {
+        "error": "not_authenticated"
+    }
 
 
 MALFORMED = [
@@ -192,15 +204,17 @@ def test_duplicate_keys_are_refused(client):
 
 @pytest.mark.django_db
 def test_bad_email_and_phone_get_their_own_codes(client, member):
-    assert post(client, "/api/v1/accounts", creation_payload(member, email="pas-un-courriel")).json() == {
-        "error": "invalid_email"
-    }
-    assert post(client, "/api/v1/accounts", creation_payload(member, mobile_phone="123")).json() == {
-        "error": "invalid_mobile_phone"
-    }
+    assert post(
+        client, "/api/v1/accounts", creation_payload(member, email="pas-un-courriel")
+    ).json() == {"error": "invalid_email"}
+    assert post(
+        client, "/api/v1/accounts", creation_payload(member, mobile_phone="123")
+    ).json() == {"error": "invalid_mobile_phone"}
 
 
 def test_openapi_schema_and_docs(client):
     schema = client.get("/api/v1/openapi.json").json()
-    assert {"/api/v1/accounts", "/api/v1/auth/token", "/api/v1/auth/logout", "/api/v1/me"} <= set(schema["paths"])
+    assert {"/api/v1/accounts", "/api/v1/auth/token", "/api/v1/auth/logout", "/api/v1/me"} <= set(
+        schema["paths"]
+    )
     assert client.get("/api/v1/docs").status_code == 200

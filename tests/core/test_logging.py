@@ -259,5 +259,16 @@ def test_reference_codes_are_not_masked_nor_refused(db):
 
     assert mask_secrets("status_code=400 postal_code=75011") == "status_code=400 postal_code=75011"
     assert mask_secrets("code=12345678 sms_code=87654321") == "code=[MASKED] sms_code=[MASKED]"
-    entry = record(action="test.reference", actor="system", data={"postal_code": "75011", "cpam_code": "751"})
+    entry = record(
+        action="test.reference", actor="system", data={"postal_code": "75011", "cpam_code": "751"}
+    )
     assert entry.data == {"postal_code": "75011", "cpam_code": "751"}
+
+
+@pytest.mark.django_db
+def test_the_access_log_masks_link_tokens(client, log_output):
+    token = secrets.token_urlsafe(32)
+    client.get(f"/compte/confirmer/{token}")
+    output = log_output.getvalue()
+    assert "GET /compte/confirmer/[TOKEN] 302" in output
+    assert token not in output

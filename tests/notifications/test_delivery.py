@@ -79,9 +79,13 @@ def test_email_goes_out_through_a_real_smtp_server(smtp_server, member, run_task
 
 @pytest.mark.django_db(transaction=True)
 def test_rolled_back_change_sends_nothing(smtp_server, member, run_tasks):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        _send(member)
-        raise RuntimeError("the change failed")
+    def failing_change():
+        with transaction.atomic():
+            _send(member)
+            raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError):
+        failing_change()
     run_tasks()
     assert OutboundMessage.objects.count() == 0
     assert smtp_server.messages == []

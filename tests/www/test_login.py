@@ -1,5 +1,5 @@
-import time_machine
 import pytest
+import time_machine
 
 from portal.audit.models import AuditEntry
 from tests.factories import PASSWORD, AccountFactory
@@ -152,7 +152,10 @@ def test_forwarded_for_is_ignored_unless_from_a_trusted_proxy(client, settings):
         for i in range(2):
             login(client, account.nir, "Mauvais-Mot-De-2", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}")
         # Rotating X-Forwarded-For does not escape the per-IP counter.
-        assert login(client, account.nir, PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 429
+        assert (
+            login(client, account.nir, PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.9").status_code
+            == 429
+        )
 
 
 @pytest.mark.django_db
@@ -185,7 +188,9 @@ def test_absolute_timeout_12_hours(client):
 @pytest.mark.django_db
 def test_open_redirect_after_login_is_refused(client):
     account = AccountFactory()
-    response = client.post("/connexion/?next=https://evil.example/", {"nir": account.nir, "password": PASSWORD})
+    response = client.post(
+        "/connexion/?next=https://evil.example/", {"nir": account.nir, "password": PASSWORD}
+    )
     assert response["Location"] == "/mon-espace/"
 
 

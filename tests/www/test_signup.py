@@ -13,7 +13,11 @@ GENERIC = "Les informations saisies ne permettent pas de vous identifier"
 
 
 def identity(client, member, **overrides):
-    data = {"nir": member.nir, "birth_date": member.birth_date.isoformat(), "iban_last7": member.iban[-7:]}
+    data = {
+        "nir": member.nir,
+        "birth_date": member.birth_date.isoformat(),
+        "iban_last7": member.iban[-7:],
+    }
     data.update(overrides)
     return client.post("/compte/creer/", data)
 
@@ -30,7 +34,9 @@ def credentials(client, **overrides):
 
 
 def confirmation_path(message):
-    return re.search(r"https://compte\.example\.test(/compte/confirmer/\S+)", message.body_text).group(1)
+    return re.search(
+        r"https://compte\.example\.test(/compte/confirmer/\S+)", message.body_text
+    ).group(1)
 
 
 @pytest.mark.django_db
@@ -213,3 +219,12 @@ def test_demo_mailbox_lists_and_shows_messages(client, member, settings):
     assert '<a href="https://compte.example.test/compte/confirmer/' in page
     settings.DEMO = False
     assert client.get("/demo/boite-mail/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_neutral_brand_removes_the_state_identity(client, settings):
+    assert "fr-logo" in client.get("/").content.decode()
+    settings.BRAND = "neutral"
+    page = client.get("/").content.decode()
+    assert "fr-logo" not in page
+    assert "Assurance Maladie" in page

@@ -16,9 +16,42 @@ DEMO_PASSWORD = "Demo-Compte-Sante-2026"
 
 # (13 digits, birth date, last name, first names, sex, email, mobile, postal code, IBAN, account?)
 MEMBERS = [
-    ("1850578006084", date(1985, 5, 12), "Martin", "Paul", "1", "paul.martin@example.org", "+33612345678", "75011", "FR7630006000011234567890189", True),
-    ("2920675112233", date(1992, 6, 3), "Bernard", "Camille", "2", "camille.bernard@example.org", "+33698765432", "75015", "FR7630004000031234567890143", False),
-    ("1671199350012", date(1967, 11, 24), "Nguyen", "Antoine", "1", "", "", "75020", "FR1420041010050500013M02606", False),
+    (
+        "1850578006084",
+        date(1985, 5, 12),
+        "Martin",
+        "Paul",
+        "1",
+        "paul.martin@example.org",
+        "+33612345678",
+        "75011",
+        "FR7630006000011234567890189",
+        True,
+    ),
+    (
+        "2920675112233",
+        date(1992, 6, 3),
+        "Bernard",
+        "Camille",
+        "2",
+        "camille.bernard@example.org",
+        "+33698765432",
+        "75015",
+        "FR7630004000031234567890143",
+        False,
+    ),
+    (
+        "1671199350012",
+        date(1967, 11, 24),
+        "Nguyen",
+        "Antoine",
+        "1",
+        "",
+        "",
+        "75020",
+        "FR1420041010050500013M02606",
+        False,
+    ),
 ]
 
 
@@ -46,7 +79,10 @@ class Command(BaseCommand):
                         "cpam": cpam,
                     },
                 )
-                if with_account and not member.accounts.exclude(state=Account.State.DELETED).exists():
+                if (
+                    with_account
+                    and not member.accounts.exclude(state=Account.State.DELETED).exists()
+                ):
                     account = Account(
                         member=member,
                         nir=nir13,
