@@ -198,5 +198,7 @@ def test_open_redirect_after_login_is_refused(client):
 def test_logout_needs_post(client):
     account = AccountFactory()
     login(client, account.nir, PASSWORD)
-    assert client.get("/deconnexion/").status_code == 405
-    assert client.get("/mon-espace/").status_code == 200
+    page = client.get("/deconnexion/")
+    assert page.status_code == 200
+    assert 'method="post"' in page.content.decode()
+    assert client.get("/mon-espace/").status_code == 200  # a GET logs nobody out

@@ -7,7 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from portal.accounts import services
 from portal.accounts.middleware import SESSION_STARTED_KEY
@@ -70,8 +70,13 @@ def login_view(request):
     return response
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request):
+    """GET asks for confirmation (a link or a prefetch must not log anyone out); POST logs out."""
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            return redirect("www:home")
+        return render(request, "www/logout.html", {"title": _("Se déconnecter")})
     if request.user.is_authenticated:
         account = request.user
         record(
