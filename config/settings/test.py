@@ -13,3 +13,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# No collected static files in tests: WhiteNoise serves them from the finders.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
