@@ -218,3 +218,33 @@ def test_openapi_schema_and_docs(client):
         schema["paths"]
     )
     assert client.get("/api/v1/docs").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("get", "/api/v1/nope", 404, "not_found"),
+        ("get", "/api/v1/auth/token", 405, "method_not_allowed"),
+        ("put", "/api/v1/me", 405, "method_not_allowed"),
+    ],
+)
+def test_django_level_errors_under_the_api_are_json(client, method, path, status, code):
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert response.json() == {"error": code}
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_in_the_api_is_a_json_500(client, monkeypatch):
+    from portal.accounts import services
+
+    def broken(**kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(services, "account_authenticate", broken)
+    client.raise_request_exception = False
+    response = post(client, "/api/v1/auth/token", {"nir": "1850578006084", "password": "x"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "server_error"}
+    assert b"database on fire" not in response.content
