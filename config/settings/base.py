@@ -128,6 +128,16 @@ ARGON2_MEMORY_COST = env.int("ARGON2_MEMORY_COST", default=19456)  # KiB
 ARGON2_PARALLELISM = env.int("ARGON2_PARALLELISM", default=1)
 PASSWORD_HASHERS = ["portal.accounts.hashers.PortalArgon2Hasher"]
 PASSWORD_MIN_LENGTH = env.int("PASSWORD_MIN_LENGTH", default=12)
+PASSWORD_RESET_LINK_TTL = env.int("PASSWORD_RESET_LINK_TTL", default=1800)
+# Reset emails per account (per hour, per day) and reset requests per IP per hour.
+PASSWORD_RESET_LIMIT_PER_ACCOUNT_HOUR = env.int("PASSWORD_RESET_LIMIT_PER_ACCOUNT_HOUR", default=3)
+PASSWORD_RESET_LIMIT_PER_ACCOUNT_DAY = env.int("PASSWORD_RESET_LIMIT_PER_ACCOUNT_DAY", default=10)
+PASSWORD_RESET_LIMIT_PER_IP = env.int("PASSWORD_RESET_LIMIT_PER_IP", default=20)
+# Attempts at the reset confirm step (opening links, submitting) per IP per hour.
+PASSWORD_RESET_CONFIRM_LIMIT_PER_IP = env.int("PASSWORD_RESET_CONFIRM_LIMIT_PER_IP", default=60)
+# An address confirmed less than this many hours ago does not receive reset links
+# (when the account had another one before): see docs/security.md.
+RESET_RECENT_EMAIL_HOURS = env.int("RESET_RECENT_EMAIL_HOURS", default=72)
 PASSWORD_MAX_LENGTH = 128
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "portal.accounts.passwords.PolicyValidator"},
@@ -177,6 +187,7 @@ DEFAULT_FROM_EMAIL = env.str(
 )
 EMAIL_TIMEOUT = 10
 SMS_WEBHOOK_URL = env.str("SMS_WEBHOOK_URL", default="")
+SMS_WEBHOOK_SECRET = env.str("SMS_WEBHOOK_SECRET", default="")
 # Delivery attempts before a message is given up (exponential backoff).
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=8)
 

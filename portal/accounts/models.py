@@ -1,8 +1,11 @@
 import unicodedata
 
+from django.conf import settings
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.db.models import Q
+from django.utils.crypto import salted_hmac
 from phonenumber_field.modelfields import PhoneNumberField
 
 
@@ -39,6 +42,13 @@ class Account(AbstractBaseUser):
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # When the current email was proven to reach the member, and the address
+    # it replaced: a freshly changed address does not receive reset links.
+    email_confirmed_at = models.DateTimeField(null=True, blank=True)
+    email_previous = models.EmailField(blank=True)
+    # Bumped to end every session of the account ("log out of all devices"):
+    # it is part of the session's authentication hash.
+    session_epoch = models.PositiveIntegerField(default=0)
 
     USERNAME_FIELD = "nir"
     EMAIL_FIELD = "email"
@@ -62,6 +72,22 @@ class Account(AbstractBaseUser):
     def is_active(self) -> bool:  # used by Django's auth machinery
         return self.state == self.State.ACTIVE
 
+    def _session_hash(self, secret=None) -> str:
+        return salted_hmac(
+            "portal.accounts.Account.session",
+            f"{self.password}:{self.session_epoch}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
+
+    def get_session_auth_hash(self):
+        """Sessions die when the password changes or the epoch is bumped."""
+        return self._session_hash()
+
+    def get_session_auth_fallback_hash(self):
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret)
+
     def set_password(self, raw_password):
         super().set_password(normalize_password(raw_password))
 
@@ -74,10 +100,14 @@ class AccountToken(models.Model):
 
     class Purpose(models.TextChoices):
         CONFIRM_EMAIL = "confirm_email", "Confirmation de l’adresse électronique"
+        PASSWORD_RESET = "password_reset", "Réinitialisation du mot de passe"
+        EMAIL_CHANGE = "email_change", "Changement d’adresse électronique"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="tokens")
     purpose = models.CharField(max_length=30, choices=Purpose.choices)
     token_hash = models.CharField(max_length=64, unique=True)
+    # For an email change: the new address the link confirms.
+    target = models.CharField(max_length=254, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from portal.audit.services import record
@@ -208,8 +208,8 @@ def account_confirm(*, token: str, ip: str) -> Account:
     found.used_at = timezone.now()
     found.save(update_fields=["used_at"])
     account.state = Account.State.ACTIVE
-    account.activated_at = timezone.now()
-    account.save(update_fields=["state", "activated_at"])
+    account.activated_at = account.email_confirmed_at = timezone.now()
+    account.save(update_fields=["state", "activated_at", "email_confirmed_at"])
     record(
         action="account.activated",
         actor=f"member:{account.pk}",
@@ -230,6 +230,65 @@ def confirmation_token_state(*, token: str) -> str:
     if found.expires_at <= timezone.now():
         return "expired"
     return "valid"
+
+
+# --- password and sessions ---------------------------------------------------
+
+
+def account_password_set(
+    *, account: Account, password: str, actor: str, ip: str | None, reason: str
+) -> None:
+    """Replace the password, by any path (reset link, SMS code, change in Mon compte).
+
+    Checks the policy, then, in the caller's transaction: every session and
+    API token of the account is revoked, every outstanding reset link dies,
+    the registered address is told, and the change is audited. Raises
+    `WeakPassword`.
+    """
+    rules = unmet_rules(password, personal_data_of(account.member, account.email))
+    if rules:
+        raise WeakPassword(rules)
+    with transaction.atomic():
+        account.set_password(password)
+        account.session_epoch += 1  # the password change alone would do; explicit is clearer
+        account.save(update_fields=["password", "session_epoch"])
+        _tokens_revoke(account=account, purpose=AccountToken.Purpose.PASSWORD_RESET)
+        revoked = ApiToken.objects.filter(account=account, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        email_send(
+            to=account.email,
+            template="password_changed",
+            context={
+                "member": account.member,
+                "masked_nir": nir_rules.mask(account.nir or account.member.nir),
+                "changed_at": timezone.localtime(),
+            },
+        )
+        record(
+            action="account.password.changed",
+            actor=actor,
+            member=account.member,
+            ip=ip,
+            data={"reason": reason, "api_tokens_revoked": revoked},
+        )
+
+
+@transaction.atomic
+def account_sessions_revoke(*, account: Account, actor: str, ip: str | None) -> None:
+    """Log out of every device: every session and API token of the account ends."""
+    Account.objects.filter(pk=account.pk).update(session_epoch=models.F("session_epoch") + 1)
+    account.refresh_from_db(fields=["session_epoch"])
+    revoked = ApiToken.objects.filter(account=account, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    record(
+        action="account.sessions.revoked",
+        actor=actor,
+        member=account.member,
+        ip=ip,
+        data={"api_tokens_revoked": revoked},
+    )
 
 
 # --- login ---------------------------------------------------------------
