@@ -1,7 +1,6 @@
 import unicodedata
 
 from django.conf import settings
-
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.db.models import Q
