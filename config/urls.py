@@ -7,6 +7,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", api.urls),
+    path("mot-de-passe-oublie/", include("portal.www.reset_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("portal.www.urls")),
 ]

@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.utils import translation
 
 from tests.factories import AccountFactory, MemberFactory
+from tests.smtp import smtp_server, smtp_settings  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -136,6 +136,7 @@ def account_create(
             to=existing.email,
             template="account_creation_attempt",
             context={"member": member, "masked_nir": nir_rules.mask(member.nir)},
+            member=member,
         )
         record(action="account.creation.existing_account", actor="anonymous", member=member, ip=ip)
         return
@@ -154,6 +155,7 @@ def account_create(
     )
     email_send(
         to=email,
+        member=member,
         template="account_confirmation",
         context={
             "member": member,
@@ -258,6 +260,7 @@ def account_password_set(
         )
         email_send(
             to=account.email,
+            member=account.member,
             template="password_changed",
             context={
                 "member": account.member,
@@ -270,7 +273,7 @@ def account_password_set(
             actor=actor,
             member=account.member,
             ip=ip,
-            data={"reason": reason, "api_tokens_revoked": revoked},
+            data={"reason": reason, "api_access_revoked": revoked},
         )
 
 
@@ -287,7 +290,7 @@ def account_sessions_revoke(*, account: Account, actor: str, ip: str | None) -> 
         actor=actor,
         member=account.member,
         ip=ip,
-        data={"api_tokens_revoked": revoked},
+        data={"api_access_revoked": revoked},
     )
 
 

@@ -50,3 +50,21 @@ class MeOut(Schema):
     email: str
     mobile_phone: str
     cpam: dict
+
+
+class PasswordResetIn(StrictSchema):
+    nir: StrictStr = Field(max_length=30)
+    birth_date: date = Field(strict=False)
+
+
+class PasswordResetConfirmIn(StrictSchema):
+    token: StrictStr = Field(max_length=200)
+    new_password: StrictStr = Field(max_length=1024)
+
+
+class DetailOut(Schema):
+    detail: str
+
+
+class StatusOut(Schema):
+    status: str

@@ -1,13 +1,14 @@
 """API v1: a stable contract for the mobile app and integrators."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import NinjaAPI, Status
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
-from portal.accounts import services
+from portal.accounts import reset, services
 from portal.core.http import client_ip
-from portal.members.nir import mask
+from portal.members.nir import NirError, mask
 
 from . import errors
 from .auth import BearerToken
@@ -15,8 +16,12 @@ from .parser import StrictJsonParser
 from .schemas import (
     AcceptedOut,
     AccountCreateIn,
+    DetailOut,
     ErrorOut,
     MeOut,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
+    StatusOut,
     TokenIn,
     TokenOut,
     WeakPasswordOut,
@@ -100,3 +105,45 @@ def me(request):
             "cpam": {"code": member.cpam.code, "name": member.cpam.name},
         },
     )
+
+
+def _reset_accepted() -> dict:
+    minutes = settings.PASSWORD_RESET_LINK_TTL // 60
+    return {
+        "detail": (
+            "Si les informations correspondent à un compte, un courriel contenant un lien "
+            f"valable {minutes} minutes a été envoyé à l’adresse électronique enregistrée "
+            "dans ce compte."
+        )
+    }
+
+
+@api.post(
+    "/password-reset",
+    response={202: DetailOut, 400: ErrorOut, 429: ErrorOut},
+    tags=["password-reset"],
+)
+def password_reset(request, payload: PasswordResetIn):
+    """Ask for a reset link. The answer is the same whether or not the details match."""
+    if not payload.nir.isascii():
+        return Status(400, {"error": "invalid_nir"})
+    try:
+        reset.password_reset_request(
+            nir=payload.nir, birth_date=payload.birth_date, ip=client_ip(request)
+        )
+    except NirError:
+        return Status(400, {"error": "invalid_nir"})
+    return Status(202, _reset_accepted())
+
+
+@api.post(
+    "/password-reset/confirm",
+    response={200: StatusOut, 400: ErrorOut | WeakPasswordOut, 429: ErrorOut},
+    tags=["password-reset"],
+)
+def password_reset_confirm(request, payload: PasswordResetConfirmIn):
+    """Set a new password with the token of an emailed link."""
+    reset.password_reset_confirm(
+        token=payload.token, password=payload.new_password, ip=client_ip(request)
+    )
+    return Status(200, {"status": "password_changed"})

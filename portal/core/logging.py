@@ -14,7 +14,7 @@ from portal.core.request_id import current_request_id
 _PATTERNS = [
     # Tokens inside the portal's link paths (confirmation, reset, enrolment).
     (
-        re.compile(r"(/(?:confirmer|mot-de-passe-oublie|enrolement)/)[A-Za-z0-9_\-]{8,}"),
+        re.compile(r"(/(?:confirmer|mot-de-passe-oublie|enrolement)/)[A-Za-z0-9_\-]{24,}"),
         r"\1[TOKEN]",
     ),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.]+"), r"\1[TOKEN]"),

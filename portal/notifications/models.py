@@ -21,6 +21,9 @@ class OutboundMessage(models.Model):
         FAILED = "failed", "Abandonné"
 
     channel = models.CharField(max_length=5, choices=Channel.choices)
+    member = models.ForeignKey(
+        "members.Member", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     template = models.CharField(max_length=100)
     recipient = models.CharField(max_length=254)
     subject = models.CharField(max_length=200, blank=True)
@@ -30,6 +33,8 @@ class OutboundMessage(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Past this moment the message is pointless (its link has expired): retries stop.
+    expires_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

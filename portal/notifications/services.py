@@ -5,7 +5,7 @@ import hmac
 import json
 import logging
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -13,12 +13,21 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from portal.audit.services import record
+
 from .models import OutboundMessage
 
 logger = logging.getLogger(__name__)
 
 
-def email_send(*, to: str, template: str, context: dict) -> OutboundMessage:
+def email_send(
+    *,
+    to: str,
+    template: str,
+    context: dict,
+    member=None,
+    expires_at: datetime | None = None,
+) -> OutboundMessage:
     """Render `emails/<template>.{subject.txt,txt,html}` and queue it for delivery.
 
     Must run inside the transaction of the change it reports: the message and
@@ -33,12 +42,21 @@ def email_send(*, to: str, template: str, context: dict) -> OutboundMessage:
         subject=" ".join(subject.split()),
         body_text=render_to_string(f"emails/{template}.txt", context),
         body_html=render_to_string(f"emails/{template}.html", context),
+        member=member,
+        expires_at=expires_at,
     )
     _enqueue(message)
     return message
 
 
-def sms_send(*, to: str, template: str, context: dict) -> OutboundMessage:
+def sms_send(
+    *,
+    to: str,
+    template: str,
+    context: dict,
+    member=None,
+    expires_at: datetime | None = None,
+) -> OutboundMessage:
     """Render `sms/<template>.txt` and queue it for delivery, like `email_send`."""
     context = {"SITE_URL": settings.SITE_URL, "SERVICE_NAME": settings.SERVICE_NAME, **context}
     message = OutboundMessage.objects.create(
@@ -46,6 +64,8 @@ def sms_send(*, to: str, template: str, context: dict) -> OutboundMessage:
         template=template,
         recipient=to,
         body_text=" ".join(render_to_string(f"sms/{template}.txt", context).split()),
+        member=member,
+        expires_at=expires_at,
     )
     _enqueue(message)
     return message
@@ -71,20 +91,24 @@ def message_deliver(*, message_id: int) -> None:
         message = OutboundMessage.objects.select_for_update().filter(pk=message_id).first()
         if message is None or message.status != OutboundMessage.Status.PENDING:
             return  # already delivered or given up: never send twice
+        if message.expires_at and message.expires_at <= timezone.now():
+            _give_up(message, reason="expired")
+            return
         message.attempts += 1
         try:
             _send(message)
         except Exception as exc:
             message.last_error = f"{type(exc).__name__}: {exc}"[:300]
-            if message.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
-                message.status = OutboundMessage.Status.FAILED
-                logger.error("message %s given up after %s attempts", message.pk, message.attempts)
-            else:
-                _enqueue(message, delay=retry_delay(message.attempts))
-                logger.warning(
-                    "message %s failed (attempt %s), retry queued", message.pk, message.attempts
-                )
-            message.save(update_fields=["attempts", "last_error", "status"])
+            delay = retry_delay(message.attempts)
+            out_of_time = message.expires_at and timezone.now() + delay >= message.expires_at
+            if message.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS or out_of_time:
+                _give_up(message, reason="attempts" if not out_of_time else "expired")
+                return
+            _enqueue(message, delay=delay)
+            logger.warning(
+                "message %s failed (attempt %s), retry queued", message.pk, message.attempts
+            )
+            message.save(update_fields=["attempts", "last_error"])
             return
         message.status = OutboundMessage.Status.SENT
         message.sent_at = timezone.now()
@@ -92,6 +116,34 @@ def message_deliver(*, message_id: int) -> None:
         if not settings.DEMO:
             message.body_text = message.body_html = ""  # may hold a one-time link
         message.save()
+        record(
+            action=f"notification.{message.channel}.sent",
+            actor="system",
+            member=message.member,
+            data={
+                "template": message.template,
+                "message_id": message.pk,
+                "attempts": message.attempts,
+            },
+        )
+
+
+def _give_up(message: OutboundMessage, *, reason: str) -> None:
+    message.status = OutboundMessage.Status.FAILED
+    message.save(update_fields=["attempts", "last_error", "status"])
+    logger.error(
+        "message %s (%s) given up after %s attempts: %s",
+        message.pk,
+        message.template,
+        message.attempts,
+        reason,
+    )
+    record(
+        action=f"notification.{message.channel}.failed",
+        actor="system",
+        member=message.member,
+        data={"template": message.template, "message_id": message.pk, "reason": reason},
+    )
 
 
 def _send(message: OutboundMessage) -> None:

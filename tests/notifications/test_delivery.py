@@ -1,4 +1,3 @@
-import socket
 from email import message_from_bytes, policy
 
 import pytest
@@ -8,44 +7,7 @@ from django.db import transaction
 
 from portal.notifications.models import OutboundMessage
 from portal.notifications.services import email_send
-
-
-class Collector:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_settings(settings):
-    port = free_port()
-    settings.EMAIL_URL = f"smtp://127.0.0.1:{port}"
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_TIMEOUT = 5
-    return port
-
-
-@pytest.fixture
-def smtp_server(smtp_settings):
-    collector = Collector()
-    controller = Controller(collector, hostname="127.0.0.1", port=smtp_settings)
-    controller.start()
-    yield collector
-    controller.stop()
+from tests.smtp import Collector
 
 
 def _send(member):
