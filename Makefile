@@ -40,7 +40,8 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 
 bench: install-dev
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m bench.login
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m bench.login && \
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m bench.reset
 
 clean:
 	rm -rf $(VENV) var/static

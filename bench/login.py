@@ -29,15 +29,11 @@ The result is appended to docs/performance.md (--no-record to skip).
 """
 
 import argparse
-import http.client
 import itertools
 import json
 import multiprocessing
 import os
-import platform
-import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,9 +47,24 @@ from pathlib import Path
 
 import argon2
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-RESULTS = BASE_DIR / "docs" / "performance.md"
-PASSWORD = "Correct-Cheval-Agrafe-9"  # tests.factories.PASSWORD, which needs Django set up
+from bench.common import (
+    BASE_DIR,
+    PASSWORD,
+    RESULTS,
+    fetch,
+    free_listener,
+    log,
+    machine_cells,
+    prepare_database,
+    print_log_tail,
+    quantile_ms,
+    record,
+    start_server,
+    stop_server,
+    usable_cores,
+)
+from bench.common import server_environment as base_environment
+
 TIME_LIMIT = 115  # seconds, for the whole run: the bench must stay under 2 minutes
 GOAL = 0.8
 
@@ -70,11 +81,8 @@ COLUMNS = [
     "Argon2id verifications/s",
     "Ratio (rounds' range)",
 ]
-RESULTS_INTRO = f"""\
-# Performance
-
-## Login throughput against Argon2id (`make bench`)
-
+RESULTS_HEADING = "## Login throughput against Argon2id (`make bench`)"
+RESULTS_INTRO = """\
 A login verifies one Argon2id hash by design, and that hash is meant to be
 expensive: a server cannot log people in faster than its machine verifies
 Argon2id hashes. `make bench` (see `bench/login.py`) measures, in the same run
@@ -91,27 +99,16 @@ that a slowdown hits both, and records the range of the per-round ratios and
 the 1-minute load average before the run to help judge a result: trust a
 ratio whose rounds agree, taken on an idle machine, and compare several runs.
 
-Each run appends a row below (the table must stay last in this file).
-
-| {" | ".join(COLUMNS)} |
-|{"---|" * len(COLUMNS)}
+Each run appends a row to the table below.
 """
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-# --- the database and the server ---------------------------------------------
+# --- the server --------------------------------------------------------------
 
 
 def server_environment(tmp: Path) -> dict[str, str]:
     return {
-        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
-        "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-        "DEBUG": "0",
-        "DEMO": "0",
-        "SECRET_KEY": secrets.token_urlsafe(50),
+        **base_environment(tmp),
         # Only failed logins are throttled; raised anyway so that a stray
         # failure cannot turn into delays and skew the run.
         "LOGIN_FREE_FAILURES": "1000000",
@@ -121,118 +118,21 @@ def server_environment(tmp: Path) -> dict[str, str]:
     }
 
 
-def prepare_database(count: int) -> tuple[list[str], str]:
-    """Migrate, then create `count` active accounts: their NIRs and the shared hash.
-
-    One hash for all (same password, same salt) keeps the setup to one
-    Argon2id computation; each login still verifies it in full.
-    """
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.contrib.auth.hashers import make_password
-    from django.core.management import call_command
-    from django.db import connections
-    from django.utils import timezone as django_timezone
-
-    from portal.accounts.models import Account
-    from portal.members.models import Member
-    from portal.members.nir import key_for
-    from tests.factories import CpamFactory, MemberFactory, random_nir13
-
-    call_command("migrate", verbosity=0)
-    encoded = make_password(PASSWORD)
-    parameters = argon2.extract_parameters(encoded.removeprefix("argon2"))
-    expected = (settings.ARGON2_TIME_COST, settings.ARGON2_MEMORY_COST, settings.ARGON2_PARALLELISM)
-    actual = (parameters.time_cost, parameters.memory_cost, parameters.parallelism)
-    if actual != expected:
-        raise RuntimeError(f"hash parameters {actual} differ from the settings {expected}")
-
-    nirs: set[str] = set()
-    while len(nirs) < count:
-        nirs.add(random_nir13())
-    cpam = CpamFactory()
-    members = Member.objects.bulk_create(
-        MemberFactory.build(nir=nir + key_for(nir), cpam=cpam) for nir in sorted(nirs)
-    )
-    now = django_timezone.now()
-    Account.objects.bulk_create(
-        Account(
-            member=member,
-            nir=member.nir[:13],
-            email=member.email,
-            state=Account.State.ACTIVE,
-            activated_at=now,
-            password=encoded,
-        )
-        for member in members
-    )
-    connections.close_all()
-    return sorted(nirs), encoded
-
-
-def free_listener() -> socket.socket:
-    """A listening socket on a free loopback port, handed to gunicorn as is (no race)."""
-    return socket.create_server(("127.0.0.1", 0), backlog=512)
-
-
-def start_server(
-    listener: socket.socket, workers: int, env: dict[str, str], log_path: Path
-) -> subprocess.Popen:
-    fd = listener.fileno()
-    with log_path.open("w") as log_file:
-        return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                f"--bind=fd://{fd}",
-                f"--workers={workers}",
-                "--worker-class=sync",
-                "--log-level=warning",
-            ],
-            cwd=BASE_DIR,
-            env={**os.environ, **env},
-            pass_fds=(fd,),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            # Its own process group, so that stopping it reaches every worker.
-            start_new_session=True,
-        )
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
 # --- the logins --------------------------------------------------------------
 
 
 def login(port: int, nir: str) -> str | None:
     """One `POST /api/v1/auth/token`: None if a token came back, else what went wrong."""
     body = json.dumps({"nir": nir, "password": PASSWORD})
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("POST", "/api/v1/auth/token", body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        payload = response.read()
+        reply = fetch(
+            port, "POST", "/api/v1/auth/token", body, {"Content-Type": "application/json"}
+        )
     except OSError as exc:
         return type(exc).__name__
-    finally:
-        connection.close()
-    if response.status == 200 and b"access_token" in payload:
+    if reply.status == 200 and b"access_token" in reply.body:
         return None
-    return f"HTTP {response.status}"
+    return f"HTTP {reply.status}"
 
 
 @dataclass
@@ -248,9 +148,7 @@ class LoginResult:
         return self.succeeded / self.elapsed
 
     def latency_ms(self, quantile: float) -> float:
-        if len(self.latencies) < 2:
-            return float("nan")
-        return statistics.quantiles(self.latencies, n=100)[int(quantile * 100) - 1] * 1000
+        return quantile_ms(self.latencies, quantile)
 
 
 def drive_logins(port: int, nirs: list[str], clients: int, duration: float) -> LoginResult:
@@ -342,35 +240,6 @@ def argon2_per_second(encoded: str, processes: int, duration: float) -> float:
             if worker.is_alive():
                 worker.kill()
     return sum(done / elapsed for done, elapsed in counts)
-
-
-# --- the machine and the record ----------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Hardware", "cpu model", "Model"):
-            return " ".join(value.split())
-    return platform.processor() or "unknown"
-
-
-def usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def record(row: list[str]) -> None:
-    if not RESULTS.exists():
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(RESULTS_INTRO)
-    with RESULTS.open("a") as file:
-        file.write("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |\n")
 
 
 # --- the run -----------------------------------------------------------------
@@ -474,9 +343,7 @@ def measure(
             log(f"  Logins, {args.clients} clients, {login_phase:.1f} s: {result.per_second:.1f}/s")
     except BaseException:
         stop_server(server)
-        tail = server_log.read_text().splitlines()[-20:]
-        if tail:
-            print("gunicorn's log ends with:", *tail, sep="\n  ", file=sys.stderr)
+        print_log_tail(server_log)
         raise
     stop_server(server)
     return measures
@@ -525,14 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     if not args.no_record:
-        cores = os.cpu_count() or 1
         record(
-            [
-                started_at.strftime("%Y-%m-%d %H:%M"),
-                platform.machine(),
-                cpu_model(),
-                str(cores) if cores == usable_cores() else f"{usable_cores()} of {cores}",
-                platform.python_version(),
+            heading=RESULTS_HEADING,
+            intro=RESULTS_INTRO,
+            columns=COLUMNS,
+            row=[
+                *machine_cells(started_at),
                 parameters,
                 f"gunicorn {args.workers} sync workers, {args.clients} clients, "
                 f"{args.rounds} × {args.duration / args.rounds:g} s, "
@@ -542,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{measures.login_rate:.1f}",
                 f"{measures.argon2_rate:.1f} ({args.workers} processes)",
                 f"**{measures.ratio:.2f}** ({min(ratios):.2f}–{max(ratios):.2f})",
-            ]
+            ],
         )
         print(f"Recorded in {RESULTS.relative_to(BASE_DIR)}.")
     return 0
