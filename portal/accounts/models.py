@@ -130,3 +130,38 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"API token {self.pk} of account {self.account_id}"
+
+
+class OneTimeCode(models.Model):
+    """A short numeric one-time code, sent by SMS (or printed), stored only as a keyed hash.
+
+    Generic on purpose: the mobile change uses 6 digits for 10 minutes, the
+    assisted recovery will use 8 digits with its own lifetime. A code has few
+    digits, so unlike the 256-bit link tokens a plain hash would fall to
+    brute force from a copy of the table: `code_hash` is an HMAC keyed with
+    SECRET_KEY and bound to the account and the purpose (`portal.accounts.codes`).
+    Wrong tries are counted on the row, so they add up across requests and
+    sessions; issuing a new code revokes the earlier ones of the same purpose.
+    """
+
+    class Purpose(models.TextChoices):
+        MOBILE_CHANGE = "mobile_change", "Changement de téléphone mobile"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="one_time_codes")
+    purpose = models.CharField(max_length=30, choices=Purpose.choices)
+    code_hash = models.CharField(max_length=64)
+    # Where the code was sent (E.164 for an SMS), and for a channel change the
+    # value that a right code confirms. Blank for a printed code.
+    target = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "purpose", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} code {self.pk} of account {self.account_id}"

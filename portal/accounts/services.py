@@ -255,6 +255,7 @@ def account_password_set(
         account.session_epoch += 1  # the password change alone would do; explicit is clearer
         account.save(update_fields=["password", "session_epoch"])
         _tokens_revoke(account=account, purpose=AccountToken.Purpose.PASSWORD_RESET)
+        _pending_changes_revoke(account=account)
         revoked = ApiToken.objects.filter(account=account, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
@@ -277,11 +278,21 @@ def account_password_set(
         )
 
 
+def _pending_changes_revoke(*, account: Account) -> None:
+    """Email-change links and SMS codes not yet used die with the old password or sessions:
+    a thief's pending change must not survive the owner taking the account back."""
+    from . import codes
+
+    _tokens_revoke(account=account, purpose=AccountToken.Purpose.EMAIL_CHANGE)
+    codes.codes_revoke(account=account)
+
+
 @transaction.atomic
 def account_sessions_revoke(*, account: Account, actor: str, ip: str | None) -> None:
     """Log out of every device: every session and API token of the account ends."""
     Account.objects.filter(pk=account.pk).update(session_epoch=models.F("session_epoch") + 1)
     account.refresh_from_db(fields=["session_epoch"])
+    _pending_changes_revoke(account=account)
     revoked = ApiToken.objects.filter(account=account, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from portal.audit.services import record
 
@@ -34,6 +34,13 @@ def email_send(
     its delivery task are committed, or rolled back, with that change.
     """
     context = {"SITE_URL": settings.SITE_URL, "SERVICE_NAME": settings.SERVICE_NAME, **context}
+    with translation.override("fr"):  # messages are French, whatever the page's language
+        return _email_create(
+            to=to, template=template, context=context, member=member, expires_at=expires_at
+        )
+
+
+def _email_create(*, to, template, context, member, expires_at) -> OutboundMessage:
     subject = render_to_string(f"emails/{template}.subject.txt", context).strip()
     message = OutboundMessage.objects.create(
         channel=OutboundMessage.Channel.EMAIL,
@@ -59,11 +66,13 @@ def sms_send(
 ) -> OutboundMessage:
     """Render `sms/<template>.txt` and queue it for delivery, like `email_send`."""
     context = {"SITE_URL": settings.SITE_URL, "SERVICE_NAME": settings.SERVICE_NAME, **context}
+    with translation.override("fr"):
+        text = render_to_string(f"sms/{template}.txt", context)
     message = OutboundMessage.objects.create(
         channel=OutboundMessage.Channel.SMS,
         template=template,
         recipient=to,
-        body_text=" ".join(render_to_string(f"sms/{template}.txt", context).split()),
+        body_text=" ".join(text.split()),
         member=member,
         expires_at=expires_at,
     )

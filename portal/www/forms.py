@@ -168,3 +168,97 @@ class CredentialsForm(PasswordPairMixin, BaseForm):
         cleaned = super().clean()
         personal = personal_data_of(self.member, cleaned.get("email") or "")
         return self.check_passwords(cleaned, personal)
+
+
+# --- Mon compte: recovery channels ----------------------------------------------------------
+
+
+class ReauthForm(BaseForm):
+    """A sensitive change: the current password is asked again (checked by the service)."""
+
+    current_password = forms.CharField(
+        label=_("Mot de passe actuel"),
+        help_text=_("Pour votre sécurité, confirmez qu’il s’agit bien de vous."),
+        max_length=1024,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class EmailChangeForm(ReauthForm):
+    email = forms.EmailField(
+        label=_("Nouvelle adresse électronique"),
+        help_text=_(
+            "Format attendu : nom@domaine.fr. Vous y recevrez un lien pour confirmer cette adresse."
+        ),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    field_order = ["email", "current_password"]
+
+
+class MobileChangeForm(ReauthForm):
+    mobile_phone = PhoneNumberField(
+        label=_("Nouveau numéro de téléphone mobile"),
+        region="FR",
+        help_text=_(
+            "Format attendu : 06 12 34 56 78. Vous y recevrez par SMS un code pour confirmer "
+            "ce numéro."
+        ),
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+        error_messages={
+            "invalid": _("Saisissez un numéro de mobile valide, par exemple 06 12 34 56 78.")
+        },
+    )
+    field_order = ["mobile_phone", "current_password"]
+
+    def clean_mobile_phone(self):
+        import phonenumbers
+
+        phone = self.cleaned_data["mobile_phone"]
+        if phonenumbers.number_type(phone) not in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        ):
+            raise ValidationError(
+                _("Ce numéro n’est pas un numéro de mobile : il doit pouvoir recevoir des SMS."),
+                code="not_mobile",
+            )
+        return phone
+
+
+class MobileCodeForm(BaseForm):
+    code = forms.CharField(
+        label=_("Code reçu par SMS"),
+        help_text=_("6 chiffres. Exemple : 123456"),
+        max_length=30,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "spellcheck": "false",
+            }
+        ),
+    )
+
+    def clean_code(self):
+        value = "".join(self.cleaned_data["code"].split())
+        if len(value) != 6 or not value.isascii() or not value.isdigit():
+            raise ValidationError(_("Saisissez les 6 chiffres du code reçu par SMS."))
+        return value
+
+
+class PasswordChangeForm(PasswordPairMixin, ReauthForm):
+    def __init__(self, *args, account, **kwargs):
+        self.account = account
+        super().__init__(*args, **kwargs)
+        self._password_fields()
+        self.fields["password"].label = _("Nouveau mot de passe")
+        self.fields["password2"].label = _("Confirmation du nouveau mot de passe")
+        for name in ("password", "password2"):
+            self._decorate(name, self.fields[name])
+
+    def clean(self):
+        cleaned = super().clean()
+        return self.check_passwords(
+            cleaned, personal_data_of(self.account.member, self.account.email)
+        )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import auth, demo, pages, signup, space
+from .views import account, auth, demo, pages, signup, space
 
 app_name = "www"
 
@@ -14,6 +14,29 @@ urlpatterns = [
     path("compte/confirmer/", signup.confirm, name="signup_confirm"),
     path("compte/confirmer/<str:token>", signup.confirm_link, name="signup_confirm_link"),
     path("mon-espace/", space.home, name="space"),
+    path("mon-compte/", account.overview, name="account"),
+    path("mon-compte/courriel/", account.email_change, name="account_email"),
+    path(
+        "mon-compte/courriel/confirmer/", account.email_change_confirm, name="account_email_confirm"
+    ),
+    path(
+        "mon-compte/courriel/confirmer/<str:token>",
+        account.email_change_link,
+        name="account_email_confirm_link",
+    ),
+    path("mon-compte/mobile/", account.mobile_change, name="account_mobile"),
+    path("mon-compte/mobile/code/", account.mobile_change_code, name="account_mobile_code"),
+    path(
+        "mon-compte/mobile/nouveau-code/",
+        account.mobile_change_resend,
+        name="account_mobile_resend",
+    ),
+    path("mon-compte/mot-de-passe/", account.password_change, name="account_password"),
+    path(
+        "mon-compte/deconnexion-partout/",
+        account.logout_everywhere,
+        name="account_logout_everywhere",
+    ),
     path("accessibilite/", pages.accessibility, name="accessibility"),
     path("mentions-legales/", pages.legal, name="legal"),
     path("donnees-personnelles/", pages.privacy, name="privacy"),

@@ -481,3 +481,37 @@ def test_smtp_failure_is_retried_while_the_link_is_valid_then_given_up(
     assert AuditEntry.objects.filter(
         action="notification.email.failed", member=account.member
     ).exists()
+
+
+@pytest.mark.django_db
+def test_emails_are_french_even_for_a_member_browsing_in_english(client, account, run_tasks):
+    from django.conf import settings as django_settings
+
+    client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = "en"
+    with time_machine.travel(T0, tick=False):
+        ask(client, account.nir)
+        run_tasks()
+        client.get(link_path(reset_messages()[0]))
+        assert (
+            "Choose a new password"
+            in client.get("/mot-de-passe-oublie/nouveau-mot-de-passe/").content.decode()
+        )
+        choose(client)
+    changed = OutboundMessage.objects.get(template="password_changed")
+    assert "2 mars 2026" in changed.body_text
+
+
+@pytest.mark.django_db
+def test_a_reset_cancels_a_pending_email_change(client, account, run_tasks):
+    from portal.accounts.channels import email_change_request
+
+    email_change_request(
+        account=account, new_email="pirate@example.org", current_password=PASSWORD, ip="10.0.0.9"
+    )
+    pending = AccountToken.objects.get(account=account, purpose="email_change")
+    ask(client, account.nir)
+    run_tasks()
+    client.get(link_path(reset_messages()[0]))
+    choose(client)
+    pending.refresh_from_db()
+    assert pending.revoked_at is not None
