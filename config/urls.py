@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("mot-de-passe-oublie/", include("portal.www.reset_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("conseiller/", include("portal.console.urls")),
     path("", include("portal.www.urls")),
 ]
 

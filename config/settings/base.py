@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "portal.members",
     "portal.accounts",
     "portal.notifications",
+    "portal.staff",
+    "portal.recovery",
     "portal.www",
 ]
 
@@ -71,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.staff.auth.StaffMiddleware",
     "portal.accounts.middleware.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -146,6 +146,8 @@ class OneTimeCode(models.Model):
 
     class Purpose(models.TextChoices):
         MOBILE_CHANGE = "mobile_change", "Changement de téléphone mobile"
+        RECOVERY_SMS = "recovery_sms", "Code de récupération envoyé par SMS (36 46)"
+        DESK_ACTIVATION = "desk_activation", "Code d’activation remis à l’accueil"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="one_time_codes")
     purpose = models.CharField(max_length=30, choices=Purpose.choices)

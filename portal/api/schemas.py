@@ -68,3 +68,9 @@ class DetailOut(Schema):
 
 class StatusOut(Schema):
     status: str
+
+
+class SmsCodeResetIn(StrictSchema):
+    nir: StrictStr = Field(max_length=30)
+    code: StrictStr = Field(max_length=12)
+    new_password: StrictStr = Field(max_length=1024)

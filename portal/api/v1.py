@@ -9,6 +9,7 @@ from phonenumber_field.phonenumber import to_python as phone_to_python
 from portal.accounts import reset, services
 from portal.core.http import client_ip
 from portal.members.nir import NirError, mask
+from portal.recovery import services as recovery
 
 from . import errors
 from .auth import BearerToken
@@ -21,6 +22,7 @@ from .schemas import (
     MeOut,
     PasswordResetConfirmIn,
     PasswordResetIn,
+    SmsCodeResetIn,
     StatusOut,
     TokenIn,
     TokenOut,
@@ -146,4 +148,20 @@ def password_reset_confirm(request, payload: PasswordResetConfirmIn):
     reset.password_reset_confirm(
         token=payload.token, password=payload.new_password, ip=client_ip(request)
     )
+    return Status(200, {"status": "password_changed"})
+
+
+@api.post(
+    "/password-reset/sms-code",
+    response={200: StatusOut, 400: ErrorOut | WeakPasswordOut, 429: ErrorOut},
+    tags=["password-reset"],
+)
+def password_reset_sms_code(request, payload: SmsCodeResetIn):
+    """Set a new password with the code a 36 46 advisor sent by SMS."""
+    try:
+        recovery.recovery_code_reset(
+            nir=payload.nir, code=payload.code, password=payload.new_password, ip=client_ip(request)
+        )
+    except recovery.CodeRefused:
+        return Status(400, {"error": "invalid_code"})
     return Status(200, {"status": "password_changed"})

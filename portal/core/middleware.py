@@ -61,7 +61,9 @@ class NoStoreMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         user = getattr(request, "user", None)
-        authenticated = user is not None and user.is_authenticated
+        authenticated = (user is not None and user.is_authenticated) or getattr(
+            request, "staff", None
+        ) is not None
         if (
             authenticated
             or request.path.startswith("/api/")

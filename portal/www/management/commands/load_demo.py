@@ -3,6 +3,7 @@
 from datetime import date
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -11,8 +12,16 @@ from portal.accounts.models import Account
 from portal.audit.services import record
 from portal.members.models import Beneficiary, Cpam, Member
 from portal.members.nir import key_for
+from portal.staff.models import Staff
 
 DEMO_PASSWORD = "Demo-Compte-Sante-2026"
+DEMO_STAFF_PASSWORD = "Demo-Conseiller-2026"
+# (email, role, fixed TOTP key for the demo only: `manage.py demo_totp EMAIL` prints its code)
+DEMO_STAFF = [
+    ("conseiller@example.org", "phone_advisor", "3132333435363738393031323334353637383930"),
+    ("accueil@example.org", "front_desk", "4142434445464748494a4b4c4d4e4f5051525354"),
+    ("superviseur@example.org", "supervisor", "6162636465666768696a6b6c6d6e6f7071727374"),
+]
 
 # (13 digits, birth date, last name, first names, sex, email, mobile, postal code, IBAN, account?)
 MEMBERS = [
@@ -94,6 +103,16 @@ class Command(BaseCommand):
                     account.set_password(DEMO_PASSWORD)
                     account.save()
                     record(action="account.created.demo", actor="demo", member=member)
+            for email, role, key in DEMO_STAFF:
+                staff, created = Staff.objects.get_or_create(
+                    email=email, defaults={"role": role, "cpam": cpam, "first_name": role}
+                )
+                if created:
+                    staff.password = make_password(DEMO_STAFF_PASSWORD)
+                    staff.totp_key = key
+                    staff.totp_confirmed_at = timezone.now()
+                    staff.save()
+                    record(action="staff.created.demo", actor="demo", data={"staff_id": staff.pk})
             first = Member.objects.get(nir__startswith="1850578006084")
             Beneficiary.objects.get_or_create(
                 member=first,
@@ -111,6 +130,10 @@ class Command(BaseCommand):
                     "    NIR 2 92 06 75 112 233, born 03/06/1992, IBAN ending 7890143",
                     "    NIR 1 67 11 99 350 012, born 24/11/1967, IBAN ending 3M02606",
                     f"  Demo mailbox: {settings.SITE_URL}/demo/boite-mail/",
+                    "",
+                    f"  Advisor console: {settings.SITE_URL}/conseiller/ (password {DEMO_STAFF_PASSWORD})",
+                    *(f"    {email} ({role})" for email, role, _ in DEMO_STAFF),
+                    "    TOTP code: .venv/bin/python manage.py demo_totp EMAIL",
                     "",
                 ]
             )

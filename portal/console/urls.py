@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("connexion/", views.login_view, name="login"),
+    path("deconnexion/", views.logout_view, name="logout"),
+    path("enrolement/", views.enrolment, name="enrolment"),
+    path("enrolement/<str:token>", views.enrolment_link, name="enrolment_link"),
+    path("recherche/", views.search, name="search"),
+    path("assure/<int:member_id>/", views.member_view, name="member"),
+    path("assure/<int:member_id>/verification/", views.identity_check, name="identity_check"),
+    path("assure/<int:member_id>/code-sms/", views.send_code, name="send_code"),
+    path("assure/<int:member_id>/visite/", views.record_visit, name="record_visit"),
+    path("assure/<int:member_id>/suppression/", views.delete_account, name="delete_account"),
+    path("blocages/<int:block_id>/lever/", views.lift_block, name="lift_block"),
+]

@@ -1,0 +1,72 @@
+"""What each back-office role may do: one named function per action, each tested.
+
+Views never test roles directly; they call these (through
+`portal.console.decorators.staff_required`). Member-facing actions are also
+limited to members of the staff's own CPAM.
+"""
+
+from portal.members.models import Member
+
+from .models import Staff
+
+PHONE = Staff.Role.PHONE_ADVISOR
+DESK = Staff.Role.FRONT_DESK
+SUPERVISOR = Staff.Role.SUPERVISOR
+
+
+def _is(staff, *roles) -> bool:
+    return isinstance(staff, Staff) and staff.is_active and staff.enrolled and staff.role in roles
+
+
+def can_use_console(staff) -> bool:
+    return _is(staff, PHONE, DESK, SUPERVISOR)
+
+
+def can_search_member(staff) -> bool:
+    return _is(staff, PHONE, DESK)
+
+
+def can_act_on_member(staff, member: Member) -> bool:
+    """Member actions stay within the staff's own CPAM."""
+    return can_search_member(staff) and member.cpam_id == staff.cpam_id
+
+
+def can_check_identity(staff, member: Member) -> bool:
+    return can_act_on_member(staff, member)
+
+
+def can_send_recovery_code(staff, member: Member) -> bool:
+    return _is(staff, PHONE) and can_act_on_member(staff, member)
+
+
+def can_delete_account(staff, member: Member) -> bool:
+    return _is(staff, PHONE, DESK) and can_act_on_member(staff, member)
+
+
+def can_record_visit(staff, member: Member) -> bool:
+    """Only a front-desk agent sees an identity document."""
+    return _is(staff, DESK) and can_act_on_member(staff, member)
+
+
+def can_issue_activation_code(staff, member: Member) -> bool:
+    return _is(staff, DESK) and can_act_on_member(staff, member)
+
+
+def can_update_channels_at_desk(staff, member: Member) -> bool:
+    return _is(staff, DESK) and can_act_on_member(staff, member)
+
+
+def can_lift_block(staff, member: Member) -> bool:
+    return _is(staff, SUPERVISOR) and member.cpam_id == staff.cpam_id
+
+
+def can_view_audit(staff) -> bool:
+    return _is(staff, SUPERVISOR)
+
+
+def can_export_audit(staff) -> bool:
+    return _is(staff, SUPERVISOR)
+
+
+def can_manage_staff(staff) -> bool:
+    return _is(staff, SUPERVISOR)
