@@ -191,6 +191,16 @@ DEFAULT_FROM_EMAIL = env.str(
 EMAIL_TIMEOUT = 10
 SMS_WEBHOOK_URL = env.str("SMS_WEBHOOK_URL", default="")
 SMS_WEBHOOK_SECRET = env.str("SMS_WEBHOOK_SECRET", default="")
+# SMS gateway: "outbox" (demo mailbox), "webhook" or "console" (development only).
+SMS_BACKEND = env.str("SMS_BACKEND", default="outbox")
+SMS_WEBHOOK_TIMEOUT = env.float("SMS_WEBHOOK_TIMEOUT", default=10.0)
+# Rolling 24-hour SMS caps, against SMS pumping.
+SMS_DAILY_CAP_PER_MEMBER = env.int("SMS_DAILY_CAP_PER_MEMBER", default=5)
+SMS_DAILY_CAP_PER_SENDER = env.int("SMS_DAILY_CAP_PER_SENDER", default=100)
+SMS_DAILY_CAP_GLOBAL = env.int("SMS_DAILY_CAP_GLOBAL", default=10000)
+# Supervisors alerted (once a day) when fewer than half of the SMS codes of the last 24 h are used.
+SMS_CODE_USAGE_MIN_SAMPLE = env.int("SMS_CODE_USAGE_MIN_SAMPLE", default=20)
+SUPERVISOR_ALERT_EMAILS = env.list("SUPERVISOR_ALERT_EMAILS", default=[])
 # Delivery attempts before a message is given up (exponential backoff).
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=8)
 

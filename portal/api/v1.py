@@ -9,6 +9,7 @@ from phonenumber_field.phonenumber import to_python as phone_to_python
 from portal.accounts import reset, services
 from portal.core.http import client_ip
 from portal.members.nir import NirError, mask
+from portal.notifications.sms import SmsRecipientRefused, sms_recipient_normalize
 from portal.recovery import services as recovery
 
 from . import errors
@@ -63,7 +64,9 @@ def account_create(request, payload: AccountCreateIn):
     phone = None
     if payload.mobile_phone:
         phone = phone_to_python(payload.mobile_phone, region="FR")
-        if not phone or not phone.is_valid():
+        try:
+            sms_recipient_normalize(phone)
+        except SmsRecipientRefused:
             return Status(400, {"error": "invalid_mobile_phone"})
     member = services.account_identity_verify(
         nir=payload.nir, birth_date=payload.birth_date, iban_last7=payload.iban_last7, ip=ip

@@ -123,6 +123,13 @@ class NewPasswordForm(PasswordPairMixin, BaseForm):
 
 
 class ActivationForm(NewPasswordForm):
+    def clean_mobile_phone(self):
+        from portal.www.forms import validate_sms_mobile
+
+        phone = self.cleaned_data.get("mobile_phone")
+        validate_sms_mobile(phone)
+        return phone
+
     email = forms.EmailField(
         label=_("Nouvelle adresse électronique"),
         required=False,

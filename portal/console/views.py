@@ -1,6 +1,7 @@
 """The advisor console (`/conseiller/`): thin views over `portal.staff` and `portal.recovery`."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
@@ -13,6 +14,7 @@ from portal.accounts.models import Account
 from portal.core.http import client_ip
 from portal.members.models import Member
 from portal.members.nir import mask
+from portal.notifications.sms import SmsError
 from portal.recovery import services as recovery
 from portal.recovery.models import ConsoleBlock
 from portal.staff import perms, totp
@@ -259,6 +261,8 @@ def member_view(request, member_id: int):
 @require_POST
 def identity_check(request, member_id: int):
     member = _member_in_session(request, member_id)
+    if not perms.can_check_identity(request.staff, member):
+        raise PermissionDenied
     form = IdentityCheckForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Le formulaire de vérification contient une erreur de saisie."))
@@ -293,13 +297,21 @@ def identity_check(request, member_id: int):
     return redirect("console:member", member_id=member.pk)
 
 
-def _action(request, member_id, run, success):
+def _action(request, member_id, permission, run, success):
+    """Run an action on a member found in this session, if `permission(staff, member)` allows.
+
+    A member outside the staff's CPAM is a 404 (not even confirmed to exist); a
+    member the staff found but whose action their role may not do is a 403,
+    decided before the form is looked at.
+    """
     member = _member_in_session(request, member_id)
+    if not permission(request.staff, member):
+        raise PermissionDenied
     check_id = request.session.get(CHECKS, {}).get(str(member.pk))
     try:
         result = run(member, check_id)
     except recovery.NotAllowed:
-        raise Http404 from None
+        raise PermissionDenied from None
     except recovery.MemberBlocked:
         messages.error(request, _("Parcours bloqué pour cet assuré."))
     except recovery.NoWindow:
@@ -315,6 +327,13 @@ def _action(request, member_id, run, success):
         )
     except account_services.Throttled:
         messages.error(request, _("Limite atteinte : 3 codes par jour pour cet assuré."))
+    except SmsError:
+        messages.error(
+            request,
+            _(
+                "Envoi de SMS impossible vers ce numéro ou plafond journalier atteint. Proposez l’accueil ou la suppression du compte."
+            ),
+        )
     except ValueError:
         messages.error(request, _("Saisie incomplète."))
     else:
@@ -336,7 +355,7 @@ def send_code(request, member_id: int):
         )
         return redirect("console:member", member_id=member.pk)
 
-    return _action(request, member_id, run, success)
+    return _action(request, member_id, perms.can_send_recovery_code, run, success)
 
 
 @staff_required(perms.can_search_member)
@@ -359,7 +378,7 @@ def delete_account(request, member_id: int):
         messages.success(request, _("Compte en ligne supprimé. L’assuré peut en créer un nouveau."))
         return redirect("console:member", member_id=member.pk)
 
-    return _action(request, member_id, run, success)
+    return _action(request, member_id, perms.can_delete_account, run, success)
 
 
 @staff_required(perms.can_search_member)
@@ -396,7 +415,7 @@ def record_visit(request, member_id: int):
         add_never_cache_headers(response)
         return response
 
-    return _action(request, member_id, run, success)
+    return _action(request, member_id, perms.can_record_visit, run, success)
 
 
 @staff_required(perms.can_view_audit)

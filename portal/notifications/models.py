@@ -26,6 +26,9 @@ class OutboundMessage(models.Model):
     )
     template = models.CharField(max_length=100)
     recipient = models.CharField(max_length=254)
+    # Who asked for an SMS to be sent on a member's behalf ("staff:3"); blank
+    # when the member or the system did. Counted by the per-sender daily cap.
+    sent_by = models.CharField(max_length=100, blank=True, default="")
     subject = models.CharField(max_length=200, blank=True)
     body_text = models.TextField()
     body_html = models.TextField(blank=True)
@@ -39,6 +42,11 @@ class OutboundMessage(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The daily SMS caps count the last 24 hours per channel, per sender.
+        indexes = [
+            models.Index(fields=["channel", "created_at"], name="notif_channel_created"),
+            models.Index(fields=["sent_by", "created_at"], name="notif_sent_by_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} {self.template} ({self.status})"

@@ -1,10 +1,6 @@
 """Sending emails and SMS: rendered now, delivered by the task worker after commit."""
 
-import hashlib
-import hmac
-import json
 import logging
-import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -12,10 +8,26 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from phonenumbers import PhoneNumber
 
+from portal.audit.models import AuditEntry
 from portal.audit.services import record
+from portal.members.models import Member
 
+from . import sms
 from .models import OutboundMessage
+from .selectors import sms_code_usage
+from .sms import SmsCapReached, SmsError, SmsRecipientRefused, sms_recipient_normalize
+
+__all__ = [
+    "SmsCapReached",
+    "SmsError",
+    "SmsRecipientRefused",
+    "email_send",
+    "message_deliver",
+    "sms_code_usage_alert",
+    "sms_send",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,26 +70,88 @@ def _email_create(*, to, template, context, member, expires_at) -> OutboundMessa
 
 def sms_send(
     *,
-    to: str,
+    to: str | PhoneNumber,
     template: str,
     context: dict,
     member=None,
     expires_at: datetime | None = None,
+    sent_by: str = "",
 ) -> OutboundMessage:
-    """Render `sms/<template>.txt` and queue it for delivery, like `email_send`."""
+    """Render `sms/<template>.txt` and queue it for delivery, like `email_send`.
+
+    `to` is a mobile number of France (overseas included) or of another EU
+    member state, as a string or a parsed number; it is stored in E.164.
+    `sent_by` names the staff member who asked for it ("staff:3"), if any.
+
+    Raises, queueing nothing:
+    - `SmsRecipientRefused` for any other number (foreign, landline, garbage);
+    - `SmsCapReached(scope)` when the last 24 hours already hold the daily
+      cap of SMS for this member, for this sender or for the whole portal
+      (`SMS_DAILY_CAP_PER_MEMBER`, `_PER_SENDER`, `_GLOBAL`): a brake on SMS
+      pumping. The `notification.sms.capped` (or `.refused`) audit entry is
+      written in the caller's transaction: a caller that lets the exception
+      roll its transaction back and wants the entry kept catches the
+      exception inside the transaction, which is still usable.
+    """
+    try:
+        recipient = sms_recipient_normalize(to)
+    except SmsRecipientRefused as exc:
+        logger.warning("SMS %s refused: %s number (%s)", template, exc.reason, exc.region)
+        record(
+            action="notification.sms.refused",
+            actor=sent_by or "system",
+            member=member,
+            data={"template": template, "reason": exc.reason, "region": exc.region or ""},
+        )
+        raise
+    _sms_caps_check(member=member, sent_by=sent_by, template=template)
     context = {"SITE_URL": settings.SITE_URL, "SERVICE_NAME": settings.SERVICE_NAME, **context}
     with translation.override("fr"):
         text = render_to_string(f"sms/{template}.txt", context)
     message = OutboundMessage.objects.create(
         channel=OutboundMessage.Channel.SMS,
         template=template,
-        recipient=to,
+        recipient=recipient,
         body_text=" ".join(text.split()),
         member=member,
         expires_at=expires_at,
+        sent_by=sent_by,
     )
     _enqueue(message)
     return message
+
+
+def _sms_caps_check(*, member, sent_by: str, template: str) -> None:
+    """Raise `SmsCapReached` when a rolling 24-hour cap is reached; audit it.
+
+    Counts the SMS rows of the outbox, pending or sent: given-up ones are
+    left out, so that a gateway outage does not lock members out for a day. The member's row is locked first so that two concurrent sends
+    to one member cannot both pass its cap; the sender and global caps are
+    the sum of many members and only need to hold roughly.
+    """
+    if member is not None and transaction.get_connection().in_atomic_block:
+        Member.objects.select_for_update().filter(pk=member.pk).first()
+    recent = OutboundMessage.objects.filter(
+        channel=OutboundMessage.Channel.SMS,
+        created_at__gt=timezone.now() - timedelta(hours=24),
+    ).exclude(status=OutboundMessage.Status.FAILED)
+    caps = [("global", getattr(settings, "SMS_DAILY_CAP_GLOBAL", 10_000), recent)]
+    if sent_by:
+        cap = getattr(settings, "SMS_DAILY_CAP_PER_SENDER", 100)
+        caps.insert(0, ("sender", cap, recent.filter(sent_by=sent_by)))
+    if member is not None:
+        cap = getattr(settings, "SMS_DAILY_CAP_PER_MEMBER", 5)
+        caps.insert(0, ("member", cap, recent.filter(member=member)))
+    for scope, cap, rows in caps:
+        if rows.count() >= cap:
+            logger.error("SMS %s not sent: daily %s cap of %s reached", template, scope, cap)
+            record(
+                action="notification.sms.capped",
+                actor=sent_by or "system",
+                member=member,
+                data={"template": template, "scope": scope, "cap": cap},
+            )
+            raise SmsCapReached(scope, cap)
 
 
 def _enqueue(message: OutboundMessage, *, delay: timedelta | None = None) -> None:
@@ -133,6 +207,7 @@ def message_deliver(*, message_id: int) -> None:
                 "template": message.template,
                 "message_id": message.pk,
                 "attempts": message.attempts,
+                **({"sent_by": message.sent_by} if message.sent_by else {}),
             },
         )
 
@@ -168,29 +243,72 @@ def _send(message: OutboundMessage) -> None:
         if message.body_html:
             email.attach_alternative(message.body_html, "text/html")
         email.send(fail_silently=False)
-    elif settings.SMS_WEBHOOK_URL:
-        _sms_webhook_post(message)
-    elif not settings.DEMO:
-        raise RuntimeError("no SMS gateway configured (SMS_WEBHOOK_URL)")
+    else:
+        gateway = sms.backend()
+        if not gateway.delivers and not settings.DEMO:
+            # Outside demo mode nobody reads the outbox: keep the message pending
+            # (then failed) rather than mark it sent. The check portal.notifications.E001
+            # stops such a start anyway.
+            raise RuntimeError(f"SMS_BACKEND={gateway.name} delivers nothing and DEMO=0")
+        gateway.send(message)
 
 
-def _sms_webhook_post(message: OutboundMessage) -> None:
-    """POST `{"to", "text", "id"}` to the SMS gateway, signed with HMAC-SHA256.
+# --- supervision -----------------------------------------------------------------------------
 
-    The signature (hex, header `X-Signature-SHA256`) covers the exact body, so
-    the gateway can refuse anything that did not come from the portal. The
-    message id lets the gateway drop a duplicate after a retry.
+LOW_USAGE_ALERT = "notification.sms.low_usage_alert"
+LOW_USAGE_RATIO = 0.5  # "fewer than half of the sent codes get used"
+
+
+@transaction.atomic
+def sms_code_usage_alert(*, now: datetime | None = None) -> dict:
+    """Alert the supervisors when fewer than half of the codes sent by SMS get used.
+
+    Over the last 24 hours, once at least `SMS_CODE_USAGE_MIN_SAMPLE` codes
+    are settled (used, expired, revoked or exhausted), a ratio of used codes
+    under 50 % is the mark of SMS pumping (codes requested for numbers nobody
+    reads) or of a gateway that does not deliver. Emails every address of
+    `SUPERVISOR_ALERT_EMAILS` (logs an error when there is none), at most once
+    in 24 hours, and audits `notification.sms.low_usage_alert`. Meant to run
+    periodically (`manage.py check_sms_usage`).
+
+    Returns the usage (`sms_code_usage`) with `outcome`: "alerted",
+    "already_alerted", "too_few_codes" or "ok".
     """
-    body = json.dumps(
-        {"id": message.pk, "to": message.recipient, "text": message.body_text}
-    ).encode()
-    signature = hmac.new(settings.SMS_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(  # noqa: S310 (the URL is the operator's setting)
-        settings.SMS_WEBHOOK_URL,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "X-Signature-SHA256": signature},
+    now = now or timezone.now()
+    since = now - timedelta(hours=24)
+    usage = sms_code_usage(since=since, now=now)
+    settled = usage["sent"] - usage["pending"]
+    if settled < getattr(settings, "SMS_CODE_USAGE_MIN_SAMPLE", 20):
+        return {**usage, "outcome": "too_few_codes"}
+    if usage["ratio"] >= LOW_USAGE_RATIO:
+        return {**usage, "outcome": "ok"}
+    if AuditEntry.objects.filter(action=LOW_USAGE_ALERT, created_at__gt=since).exists():
+        return {**usage, "outcome": "already_alerted"}
+    recipients = list(getattr(settings, "SUPERVISOR_ALERT_EMAILS", []))
+    context = {
+        **usage,
+        "settled": settled,
+        "percent": round(usage["ratio"] * 100),
+        "since": timezone.localtime(since),
+        "until": timezone.localtime(now),
+    }
+    for address in recipients:
+        email_send(to=address, template="sms_low_usage_alert", context=context)
+    if not recipients:
+        logger.error(
+            "only %s of %s settled SMS codes used in 24 h, and SUPERVISOR_ALERT_EMAILS is empty",
+            usage["used"],
+            settled,
+        )
+    record(
+        action=LOW_USAGE_ALERT,
+        actor="system",
+        data={
+            "sent": usage["sent"],
+            "used": usage["used"],
+            "pending": usage["pending"],
+            "ratio": round(usage["ratio"], 3),
+            "recipients": len(recipients),
+        },
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        if not 200 <= response.status < 300:
-            raise RuntimeError(f"SMS gateway answered {response.status}")
+    return {**usage, "outcome": "alerted"}

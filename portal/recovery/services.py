@@ -188,11 +188,15 @@ def identity_check_run(
 
 
 def _first_name_matches(said: str, first_names: str) -> bool:
+    """Any of the first names, or several in a row: a compound name ("Marie-Hélène") is
+    said whole, and the register may spell it with a hyphen or a space."""
     said = _fold(said)
     if not said:
         return False
-    names = [_fold(part) for part in first_names.replace("-", " ").split()] + [_fold(first_names)]
-    return any(_same(said, name) for name in names if name)
+    parts = [_fold(part) for part in first_names.replace("-", " ").split()]
+    parts = [part for part in parts if part]
+    names = ["".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)]
+    return any(_same(said, name) for name in names)
 
 
 def check_window(*, staff: Staff, member: Member, check_id: int | None) -> IdentityCheck:
@@ -275,7 +279,7 @@ def recovery_code_send(
         context={"code": code, "minutes": RECOVERY_CODE_TTL // 60},
         member=member,
         expires_at=row.expires_at,
-        **_sms_sender(staff),
+        sent_by=staff.actor,
     )
     record(
         action="console.recovery_code.sent",
@@ -285,13 +289,6 @@ def recovery_code_send(
         data={"outcome": "sent", "code_id": row.pk},
     )
     return row
-
-
-def _sms_sender(staff: Staff) -> dict:
-    """Who sent an SMS, for the per-advisor cap, when the SMS service knows the argument."""
-    import inspect
-
-    return {"sent_by": staff.actor} if "sent_by" in inspect.signature(sms_send).parameters else {}
 
 
 class CodeRefused(ServiceError):

@@ -28,6 +28,26 @@ class NirField(forms.CharField):
             raise ValidationError(exc.message, code=exc.code) from exc
 
 
+def validate_sms_mobile(phone):
+    """A number the portal can send SMS to: a mobile of France or another EU state."""
+    from portal.notifications.sms import SmsRecipientRefused, sms_recipient_normalize
+
+    if not phone:
+        return
+    try:
+        sms_recipient_normalize(phone)
+    except SmsRecipientRefused as exc:
+        if exc.reason == "not_mobile":
+            message = _(
+                "Ce numéro n’est pas un numéro de mobile : il doit pouvoir recevoir des SMS."
+            )
+        else:
+            message = _(
+                "Saisissez un numéro de mobile français ou d’un autre pays de l’Union européenne."
+            )
+        raise ValidationError(message, code=exc.reason) from None
+
+
 class BaseForm(forms.Form):
     """DSFR classes on every widget, and the ARIA links from a field to its hint and errors."""
 
@@ -138,6 +158,11 @@ class PasswordPairMixin:
 
 
 class CredentialsForm(PasswordPairMixin, BaseForm):
+    def clean_mobile_phone(self):
+        phone = self.cleaned_data.get("mobile_phone")
+        validate_sms_mobile(phone)
+        return phone
+
     email = forms.EmailField(
         label=_("Adresse électronique"),
         help_text=_("Format attendu : nom@domaine.fr. Vous y recevrez le lien d’activation."),
@@ -212,17 +237,8 @@ class MobileChangeForm(ReauthForm):
     field_order = ["mobile_phone", "current_password"]
 
     def clean_mobile_phone(self):
-        import phonenumbers
-
         phone = self.cleaned_data["mobile_phone"]
-        if phonenumbers.number_type(phone) not in (
-            phonenumbers.PhoneNumberType.MOBILE,
-            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-        ):
-            raise ValidationError(
-                _("Ce numéro n’est pas un numéro de mobile : il doit pouvoir recevoir des SMS."),
-                code="not_mobile",
-            )
+        validate_sms_mobile(phone)
         return phone
 
 

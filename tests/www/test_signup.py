@@ -228,3 +228,12 @@ def test_neutral_brand_removes_the_state_identity(client, settings):
     page = client.get("/").content.decode()
     assert "fr-logo" not in page
     assert "Assurance Maladie" in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("number", ["+1 202 555 0123", "+44 7700 900123", "01 23 45 67 89"])
+def test_only_french_or_eu_mobiles_are_accepted(client, member, number):
+    identity(client, member)
+    response = credentials(client, mobile_phone=number)
+    assert response.status_code == 400
+    assert not Account.objects.exists()

@@ -16,6 +16,7 @@ from phonenumber_field.phonenumber import to_python
 from portal.accounts import channels, codes, services
 from portal.accounts.passwords import rule_message
 from portal.core.http import client_ip
+from portal.notifications.sms import SmsError
 
 from ..forms import EmailChangeForm, MobileChangeForm, MobileCodeForm, PasswordChangeForm
 
@@ -203,6 +204,9 @@ def mobile_change(request):
                 status = 429
             except (services.InvalidCredentials, services.Throttled) as exc:
                 status = _reauth_failed(form, exc)
+            except SmsError:
+                form.add_error(None, _sms_unavailable_message())
+                status = 429
             else:
                 _keep_this_session(request)
                 return redirect("www:account_mobile_code")
@@ -215,6 +219,13 @@ def mobile_change(request):
             "has_mobile": bool(request.user.mobile_phone),
         },
         status=status,
+    )
+
+
+def _sms_unavailable_message():
+    return _(
+        "Nous ne pouvons pas envoyer de SMS à ce numéro pour le moment. Réessayez demain ou "
+        "appelez le 36 46."
     )
 
 
@@ -299,6 +310,8 @@ def mobile_change_resend(request):
         return redirect("www:account_mobile")
     except codes.TooManyCodes:
         messages.error(request, _codes_throttled_message())
+    except SmsError:
+        messages.error(request, _sms_unavailable_message())
     else:
         messages.success(
             request,
