@@ -58,16 +58,16 @@ class MemberSearchForm(BaseForm):
 class IdentityCheckForm(BaseForm):
     birth_date = AsciiDateField(
         label=_("Date de naissance"),
-        required=False,
+        required=True,
         widget=DateInput(format="%Y-%m-%d"),
         input_formats=["%Y-%m-%d", "%d/%m/%Y"],
     )
-    postal_code = forms.CharField(label=_("Code postal"), max_length=10, required=False)
-    first_name = forms.CharField(label=_("Prénom"), max_length=100, required=False)
+    postal_code = forms.CharField(label=_("Code postal"), max_length=10, required=True)
+    first_name = forms.CharField(label=_("Prénom"), max_length=100, required=True)
     iban_last4 = forms.CharField(
         label=_("4 derniers caractères de l’IBAN"),
         max_length=10,
-        required=False,
+        required=True,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
@@ -88,8 +88,16 @@ class VisitForm(BaseForm):
         label=_("Pièce d’identité présentée"), choices=DeskVisit.Document.choices
     )
     last_chars = forms.CharField(
-        label=_("4 derniers caractères du numéro de la pièce"), min_length=4, max_length=4
+        label=_("4 derniers caractères du numéro de la pièce"), max_length=12
     )
+
+    def clean_last_chars(self):
+        value = "".join(self.cleaned_data["last_chars"].split()).upper()
+        if len(value) < 4 or not value.isalnum():
+            raise forms.ValidationError(
+                _("Saisissez les 4 derniers caractères (lettres ou chiffres).")
+            )
+        return value[-4:]
 
 
 class CodeRedeemForm(BaseForm):

@@ -64,6 +64,7 @@ def login_view(request):
             except account_services.InvalidCredentials:
                 form.add_error(None, _("Adresse, mot de passe ou code incorrect."))
             else:
+                _forget_console_state(request)
                 staff_login(request, staff)
                 return redirect("console:home")
     return render(
@@ -74,8 +75,16 @@ def login_view(request):
     )
 
 
+def _forget_console_state(request) -> None:
+    """Members found and checks passed belong to one staff login: on a shared computer the
+    next advisor must search (audited) and check the identity again themselves."""
+    for key in (SEARCHED, CHECKS):
+        request.session.pop(key, None)
+
+
 @require_POST
 def logout_view(request):
+    _forget_console_state(request)
     staff_logout(request)
     messages.success(request, _("Vous êtes déconnecté(e) de la console."))
     return redirect("console:login")
@@ -248,6 +257,7 @@ def member_view(request, member_id: int):
                 if account
                 else _("aucun compte en ligne"),
                 "has_account": account is not None and account.state == Account.State.ACTIVE,
+                "deletable": account is not None,
                 "masked_mobile": recovery.masked_mobile(account),
                 "can_send_code": perms.can_send_recovery_code(request.staff, member),
                 "can_visit": perms.can_record_visit(request.staff, member),

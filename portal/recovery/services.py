@@ -117,7 +117,6 @@ def _last_fact(member: Member) -> str:
     return "".join(member.iban.split()).upper()[-4:]
 
 
-@transaction.atomic
 def identity_check_run(
     *,
     staff: Staff,
@@ -132,8 +131,35 @@ def identity_check_run(
 
     All four must match. The third failed check on a member within 24 hours
     closes the console path for that member until a supervisor lifts it.
+    Raises `MemberBlocked` (after committing the audit entry of the refusal).
     """
     _require(perms.can_check_identity(staff, member))
+    with transaction.atomic():
+        check = _identity_check_locked(
+            staff=staff,
+            member=member,
+            birth_date=birth_date,
+            postal_code=postal_code,
+            first_name=first_name,
+            iban_last4=iban_last4,
+            ip=ip,
+        )
+    if check is None:
+        raise MemberBlocked()
+    return check
+
+
+def _identity_check_locked(
+    *,
+    staff: Staff,
+    member: Member,
+    birth_date: date | None,
+    postal_code: str,
+    first_name: str,
+    iban_last4: str,
+    ip: str,
+) -> IdentityCheck | None:
+    """The check, in the caller's transaction; None (audited) when the member is blocked."""
     Member.objects.select_for_update().filter(pk=member.pk).first()  # serialise checks per member
     if member_blocked(member=member):
         record(
@@ -143,7 +169,7 @@ def identity_check_run(
             ip=ip,
             data={"outcome": "blocked"},
         )
-        raise MemberBlocked()
+        return None
     outcomes = {
         "birth_date": birth_date is not None and birth_date == member.birth_date,
         "postal_code": _same((postal_code or "").strip(), member.postal_code),
@@ -238,12 +264,25 @@ def masked_mobile(account: Account | None) -> str:
     return f"{national[:2]} •• •• •• {national[-2:]}"
 
 
-@transaction.atomic
 def recovery_code_send(
     *, staff: Staff, member: Member, check_id: int | None, ip: str
 ) -> OneTimeCode:
-    """Send an 8-digit code to the mobile already on file. 10 min, single use, 5 tries, 3 a day."""
+    """Send an 8-digit code to the mobile already on file. 10 min, single use, 5 tries, 3 a day.
+
+    Raises `TooManyRecoveryCodes` after committing the audit entry of the refusal.
+    """
     _require(perms.can_send_recovery_code(staff, member))
+    with transaction.atomic():
+        row = _recovery_code_send_locked(staff=staff, member=member, check_id=check_id, ip=ip)
+    if row is None:
+        raise TooManyRecoveryCodes(retry_after=3600)
+    return row
+
+
+def _recovery_code_send_locked(
+    *, staff: Staff, member: Member, check_id: int | None, ip: str
+) -> OneTimeCode | None:
+    """The sending, in the caller's transaction; None (audited) at the daily limit."""
     check_window(staff=staff, member=member, check_id=check_id)
     account = _live_account(member)
     if account is None:
@@ -263,7 +302,7 @@ def recovery_code_send(
             ip=ip,
             data={"outcome": "daily_limit"},
         )
-        raise TooManyRecoveryCodes(retry_after=3600)
+        return None
     code, row = codes.code_issue(
         account=account,
         purpose=OneTimeCode.Purpose.RECOVERY_SMS,
@@ -483,9 +522,23 @@ def activation_complete(
     account = Account.objects.select_for_update().select_related("member").get(pk=account.pk)
     changed = {}
     if email and email.lower() != account.email.lower():
+        old_email = account.email
         account.email_previous, account.email = account.email, email
+        # Given at the desk after a document check: as proven as a confirmed link.
         account.email_confirmed_at = timezone.now()
         changed["email"] = True
+        if old_email:
+            email_send(
+                to=old_email,
+                member=account.member,
+                template="email_change_done",
+                context={
+                    "member": account.member,
+                    "masked_nir": nir_rules.mask(account.nir or account.member.nir),
+                    "new_email": email,
+                    "changed_at": timezone.localtime(),
+                },
+            )
     if mobile_phone and str(account.mobile_phone) != mobile_phone:
         account.mobile_phone = mobile_phone
         changed["mobile"] = True
