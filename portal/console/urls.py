@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import audit_views, views
 
 app_name = "console"
 
@@ -17,4 +17,6 @@ urlpatterns = [
     path("assure/<int:member_id>/visite/", views.record_visit, name="record_visit"),
     path("assure/<int:member_id>/suppression/", views.delete_account, name="delete_account"),
     path("blocages/<int:block_id>/lever/", views.lift_block, name="lift_block"),
+    path("journal/", audit_views.audit_trail, name="audit"),
+    path("journal/export.csv", audit_views.audit_export, name="audit_export"),
 ]

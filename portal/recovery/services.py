@@ -19,6 +19,7 @@ from portal.accounts import codes
 from portal.accounts.models import Account, AccountToken, ApiToken, OneTimeCode
 from portal.accounts.services import ServiceError, Throttled, WeakPassword, account_password_set
 from portal.audit.services import record
+from portal.core.logging import mask_secrets
 from portal.members import nir as nir_rules
 from portal.members.models import Member
 from portal.notifications.services import email_send, sms_send
@@ -611,7 +612,7 @@ def account_delete(
         actor=staff.actor,
         member=member,
         ip=ip,
-        data={"outcome": "deleted", "account_id": account.pk, "reason": reason[:500]},
+        data={"outcome": "deleted", "account_id": account.pk, "reason": mask_secrets(reason)[:500]},
     )
     return account
 

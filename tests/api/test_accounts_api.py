@@ -252,5 +252,7 @@ def test_an_unexpected_error_in_the_api_is_a_json_500(client, monkeypatch):
 
 @pytest.mark.django_db
 def test_a_mobile_outside_the_eu_is_refused(client, member):
-    response = post(client, "/api/v1/accounts", creation_payload(member, mobile_phone="+12025550123"))
+    response = post(
+        client, "/api/v1/accounts", creation_payload(member, mobile_phone="+12025550123")
+    )
     assert response.json() == {"error": "invalid_mobile_phone"}
