@@ -335,7 +335,7 @@ def _dummy_hash() -> str:
     return _DUMMY_HASH
 
 
-def account_authenticate(*, nir: str, password: str, ip: str) -> Account:
+def account_authenticate(*, nir: str, password: str, ip: str, channel: str = "web") -> Account:
     """Check NIR + password. Raises `InvalidCredentials` or `Throttled`.
 
     An unknown NIR costs one Argon2 verification like a known one, so that
@@ -373,29 +373,46 @@ def account_authenticate(*, nir: str, password: str, ip: str) -> Account:
         record(action="account.login.failed", actor="anonymous", member=account.member, ip=ip)
         raise InvalidCredentials()
     by_account.reset(key)
-    record(
-        action="account.login.succeeded", actor=f"member:{account.pk}", member=account.member, ip=ip
-    )
+    if channel == "web":
+        record(
+            action="account.login.succeeded",
+            actor=f"member:{account.pk}",
+            member=account.member,
+            ip=ip,
+            data={"channel": "web"},
+        )
     return account
 
 
 # --- API tokens ------------------------------------------------------------
 
 
+def account_login_api(*, nir: str, password: str, ip: str) -> tuple[str, int]:
+    """API login: the credentials, then a bearer token, audited as one event.
+
+    The password is verified outside any transaction (Argon2 is the slow part
+    and must not hold a database lock); the token and its audit entry are
+    written together in one short transaction.
+    """
+    account = account_authenticate(nir=nir, password=password, ip=ip, channel="api")
+    return api_token_issue(account=account, ip=ip)
+
+
 @transaction.atomic
 def api_token_issue(*, account: Account, ip: str) -> tuple[str, int]:
     token = new_token()
     ttl = settings.API_TOKEN_TTL
-    ApiToken.objects.create(
+    issued = ApiToken.objects.create(
         account=account,
         token_hash=token_hash(token),
         expires_at=timezone.now() + timedelta(seconds=ttl),
     )
     record(
-        action="account.api_token.issued",
+        action="account.login.succeeded",
         actor=f"member:{account.pk}",
         member=account.member,
         ip=ip,
+        data={"channel": "api", "bearer_id": issued.pk},
     )
     return token, ttl
 

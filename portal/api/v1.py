@@ -84,8 +84,7 @@ def account_create(request, payload: AccountCreateIn):
 @api.post("/auth/token", response={200: TokenOut, 401: ErrorOut, 429: ErrorOut}, tags=["auth"])
 def auth_token(request, payload: TokenIn):
     ip = client_ip(request)
-    account = services.account_authenticate(nir=payload.nir, password=payload.password, ip=ip)
-    token, ttl = services.api_token_issue(account=account, ip=ip)
+    token, ttl = services.account_login_api(nir=payload.nir, password=payload.password, ip=ip)
     return Status(200, {"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
 
