@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "portal.notifications",
     "portal.staff",
     "portal.recovery",
+    "portal.payments",
     "portal.www",
 ]
 
