@@ -8,6 +8,7 @@ from django.http import JsonResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from portal.accounts.services import ServiceError, Throttled, WeakPassword
+from portal.api.parser import DuplicateKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ def install(api) -> None:
     def on_unicode(request, exc):
         return error_response(400, "malformed_json")
 
-    @api.exception_handler(ValueError)
-    def on_value(request, exc):  # DuplicateKeyError and other body decoding problems
+    @api.exception_handler(DuplicateKeyError)
+    def on_duplicate_key(request, exc):
         return error_response(400, "malformed_json")
 
     @api.exception_handler(RequestDataTooBig)

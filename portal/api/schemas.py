@@ -74,3 +74,54 @@ class SmsCodeResetIn(StrictSchema):
     nir: StrictStr = Field(max_length=30)
     code: StrictStr = Field(max_length=12)
     new_password: StrictStr = Field(max_length=1024)
+
+
+class ReimbursementOut(Schema):
+    line_id: str
+    beneficiary_nir: str
+    care_date: date
+    act_code: str
+    act_label: str
+    professional: str
+    amount_paid: str
+    base_amount: str
+    rate: str
+    gross_reimbursed: str
+    participation_forfaitaire: str
+    franchise: str
+    net_reimbursed: str
+    payee: str
+    payment_date: date | None
+    payment_reference: str
+    transmitted_to_complementary: bool
+    status: str
+
+
+class ReimbursementPage(Schema):
+    items: list[ReimbursementOut]
+    next_cursor: str | None
+
+
+class AllowancePaymentOut(Schema):
+    payment_id: str
+    period_start: date
+    period_end: date
+    days: int
+    daily_gross: str
+    gross: str
+    csg: str
+    crds: str
+    net: str
+    payment_date: date | None
+    status: str
+
+
+class StoppageOut(Schema):
+    stoppage_id: str
+    stoppage_kind: str
+    stoppage_start: date
+    stoppage_end: date | None
+    waiting_days: int
+    total_paid: str
+    next_payment_expected: date | None
+    payments: list[AllowancePaymentOut]

@@ -1,15 +1,18 @@
 """API v1: a stable contract for the mobile app and integrators."""
 
+from datetime import date
+
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from ninja import NinjaAPI, Status
+from ninja import NinjaAPI, Query, Status
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
 from portal.accounts import reset, services
 from portal.core.http import client_ip
 from portal.members.nir import NirError, mask
 from portal.notifications.sms import SmsRecipientRefused, sms_recipient_normalize
+from portal.payments import selectors as payments
 from portal.recovery import services as recovery
 
 from . import errors
@@ -23,8 +26,10 @@ from .schemas import (
     MeOut,
     PasswordResetConfirmIn,
     PasswordResetIn,
+    ReimbursementPage,
     SmsCodeResetIn,
     StatusOut,
+    StoppageOut,
     TokenIn,
     TokenOut,
     WeakPasswordOut,
@@ -167,3 +172,104 @@ def password_reset_sms_code(request, payload: SmsCodeResetIn):
     except recovery.CodeRefused:
         return Status(400, {"error": "invalid_code"})
     return Status(200, {"status": "password_changed"})
+
+
+def _line_out(line) -> dict:
+    amounts = (
+        "amount_paid",
+        "base_amount",
+        "rate",
+        "gross_reimbursed",
+        "participation_forfaitaire",
+        "franchise",
+        "net_reimbursed",
+    )
+    return {
+        "line_id": line.line_id,
+        "beneficiary_nir": line.beneficiary.nir if line.beneficiary else "",
+        "care_date": line.care_date,
+        "act_code": line.act_code,
+        "act_label": line.act_label,
+        "professional": line.professional,
+        **{name: f"{getattr(line, name):.2f}" for name in amounts},
+        "payee": line.payee,
+        "payment_date": line.payment_date,
+        "payment_reference": line.payment_reference,
+        "transmitted_to_complementary": line.transmitted_to_complementary,
+        "status": line.status,
+    }
+
+
+@api.get(
+    "/reimbursements",
+    response={200: ReimbursementPage, 400: ErrorOut, 401: ErrorOut},
+    auth=BearerToken(),
+    tags=["payments"],
+)
+def reimbursements(
+    request,
+    from_: date | None = Query(None, alias="from"),
+    to: date | None = None,
+    beneficiary: str | None = Query(None, max_length=20),
+    cursor: str = Query("", max_length=200),
+):
+    """The member's reimbursement lines, newest payment first, keyset-paginated (`next_cursor`).
+
+    `beneficiary`: a beneficiary's NIR, or `me` for the member's own care.
+    """
+    chosen = None
+    if beneficiary == "me":
+        chosen = "me"
+    elif beneficiary:
+        found = request.auth.member.beneficiaries.filter(nir=beneficiary).first()
+        if found is None:
+            return Status(400, {"error": "unknown_beneficiary"})
+        chosen = str(found.pk)
+    filters = payments.Filters(since=from_, until=to, beneficiary=chosen)
+    try:
+        items, next_cursor = payments.lines_api_page(
+            account=request.auth, filters=filters, cursor=cursor
+        )
+    except ValueError:
+        return Status(400, {"error": "invalid_cursor"})
+    return Status(200, {"items": [_line_out(line) for line in items], "next_cursor": next_cursor})
+
+
+@api.get(
+    "/daily-allowances",
+    response={200: list[StoppageOut], 401: ErrorOut},
+    auth=BearerToken(),
+    tags=["payments"],
+)
+def daily_allowances(request):
+    """The member's work stoppages with their daily-allowance payments."""
+    result = []
+    for item in payments.stoppages(account=request.auth):
+        stoppage = item["stoppage"]
+        result.append(
+            {
+                "stoppage_id": stoppage.stoppage_id,
+                "stoppage_kind": stoppage.kind,
+                "stoppage_start": stoppage.start,
+                "stoppage_end": stoppage.end,
+                "waiting_days": stoppage.waiting_days,
+                "total_paid": f"{item['total']:.2f}",
+                "next_payment_expected": item["next_date"],
+                "payments": [
+                    {
+                        "payment_id": p.payment_id,
+                        "period_start": p.period_start,
+                        "period_end": p.period_end,
+                        "days": p.days,
+                        **{
+                            k: f"{getattr(p, k):.2f}"
+                            for k in ("daily_gross", "gross", "csg", "crds", "net")
+                        },
+                        "payment_date": p.payment_date,
+                        "status": p.status,
+                    }
+                    for p in item["payments"]
+                ],
+            }
+        )
+    return Status(200, result)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import account, auth, demo, pages, signup, space
+from .views import account, auth, demo, pages, payments, signup, space
 
 app_name = "www"
 
@@ -14,6 +14,10 @@ urlpatterns = [
     path("compte/confirmer/", signup.confirm, name="signup_confirm"),
     path("compte/confirmer/<str:token>", signup.confirm_link, name="signup_confirm_link"),
     path("mon-espace/", space.home, name="space"),
+    path("paiements/", payments.payments, name="payments"),
+    path("paiements/export.csv", payments.export_csv, name="payments_export"),
+    path("paiements/ligne/<str:line_id>/", payments.line_detail, name="payment_line"),
+    path("indemnites/", payments.allowances, name="allowances"),
     path("mon-compte/", account.overview, name="account"),
     path("mon-compte/courriel/", account.email_change, name="account_email"),
     path(

@@ -1,0 +1,228 @@
+"""Reads of "Mes paiements" and "Mes indemnités journalières", always scoped to one member.
+
+Every function takes the viewing account and filters on its member first:
+there is no way to ask for another member's rows.
+"""
+
+import base64
+import binascii
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, F, Q, Sum
+from django.http import Http404
+
+from .models import AllowancePayment, ReimbursementLine, WorkStoppage
+from .perms import can_view_payments, can_view_reimbursement
+
+PAGE_SIZE = 20
+NEXT_PAYMENT_EVERY = timedelta(days=14)
+
+
+@dataclass
+class Filters:
+    since: date | None = None
+    until: date | None = None
+    beneficiary: str | None = None  # "" = all, "me" = the member, else a beneficiary id
+
+
+def _lines(account, filters: Filters):
+    if not can_view_payments(account):
+        return ReimbursementLine.objects.none()
+    lines = ReimbursementLine.objects.filter(member_id=account.member_id)
+    if filters.since:
+        lines = lines.filter(care_date__gte=filters.since)
+    if filters.until:
+        lines = lines.filter(care_date__lte=filters.until)
+    if filters.beneficiary == "me":
+        lines = lines.filter(beneficiary__isnull=True)
+    elif filters.beneficiary:
+        lines = lines.filter(beneficiary_id=filters.beneficiary)
+    return lines
+
+
+@dataclass
+class Transfer:
+    payment_date: date | None
+    reference: str
+    total: Decimal
+    payee: str
+    lines: list = field(default_factory=list)
+
+
+def _encode(*parts) -> str:
+    return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, count: int) -> list[str] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    parts = raw.split("|")
+    return parts if len(parts) == count else None
+
+
+def transfers_page(
+    *, account, filters: Filters, cursor: str = ""
+) -> tuple[list[Transfer], str | None]:
+    """Paid lines grouped by bank transfer, newest first, 20 transfers a page.
+
+    Keyset pagination on (payment date, reference): a page never shifts when
+    new payments arrive. Lines not paid yet come first, in their own group,
+    on the first page only.
+    """
+    lines = _lines(account, filters).select_related("beneficiary")
+    keys = (
+        lines.filter(payment_date__isnull=False)
+        .values("payment_date", "payment_reference")
+        .annotate(total=Sum("net_reimbursed"), count=Count("id"))
+        .order_by("-payment_date", "-payment_reference")
+    )
+    decoded = _decode(cursor, 2) if cursor else None
+    if decoded:
+        try:
+            after = date.fromisoformat(decoded[0])
+        except ValueError:
+            after = None
+        if after:
+            keys = keys.filter(
+                Q(payment_date__lt=after) | Q(payment_date=after, payment_reference__lt=decoded[1])
+            )
+    keys = list(keys[: PAGE_SIZE + 1])
+    more = len(keys) > PAGE_SIZE
+    keys = keys[:PAGE_SIZE]
+    transfers: OrderedDict[tuple, Transfer] = OrderedDict()
+    if not cursor:
+        pending = list(lines.filter(payment_date__isnull=True).order_by("-care_date", "-id"))
+        if pending:
+            transfers[("pending", "")] = Transfer(
+                None, "", sum((line.net_reimbursed for line in pending), Decimal("0")), "", pending
+            )
+    for key in keys:
+        transfers[(key["payment_date"], key["payment_reference"])] = Transfer(
+            key["payment_date"], key["payment_reference"], key["total"], "", []
+        )
+    if keys:
+        q = Q()
+        for key in keys:
+            q |= Q(payment_date=key["payment_date"], payment_reference=key["payment_reference"])
+        for line in lines.filter(q).order_by("-care_date", "-id"):
+            transfer = transfers[(line.payment_date, line.payment_reference)]
+            transfer.lines.append(line)
+            transfer.payee = transfer.payee or line.get_payee_display()
+    next_cursor = (
+        _encode(keys[-1]["payment_date"].isoformat(), keys[-1]["payment_reference"])
+        if more
+        else None
+    )
+    return list(transfers.values()), next_cursor
+
+
+def reimbursement_line(*, account, line_id: str) -> ReimbursementLine:
+    """One line of the viewer's; anything else is a 404, whether it exists or not."""
+    line = (
+        ReimbursementLine.objects.select_related("beneficiary")
+        .filter(line_id=line_id, member_id=getattr(account, "member_id", None))
+        .first()
+    )
+    if line is None or not can_view_reimbursement(account, line):
+        raise Http404
+    return line
+
+
+def lines_for_export(*, account, filters: Filters):
+    return _lines(account, filters).select_related("beneficiary").order_by("-care_date", "-id")
+
+
+def lines_api_page(*, account, filters: Filters, cursor: str = "", size: int = 50):
+    """Lines newest payment first (unpaid last), keyset on (payment date, id)."""
+    lines = (
+        _lines(account, filters)
+        .select_related("beneficiary")
+        .order_by(F("payment_date").desc(nulls_last=True), "-id")
+    )
+    decoded = _decode(cursor, 2) if cursor else None
+    if cursor and decoded is None:
+        raise ValueError("cursor")
+    if decoded:
+        when, last_id = decoded
+        try:
+            last_id = int(last_id)
+            when = date.fromisoformat(when) if when else None
+        except ValueError:
+            raise ValueError("cursor") from None
+        if when is None:
+            lines = lines.filter(payment_date__isnull=True, id__lt=last_id)
+        else:
+            lines = lines.filter(
+                Q(payment_date__lt=when)
+                | Q(payment_date=when, id__lt=last_id)
+                | Q(payment_date__isnull=True)
+            )
+    items = list(lines[: size + 1])
+    more = len(items) > size
+    items = items[:size]
+    next_cursor = None
+    if more:
+        last = items[-1]
+        next_cursor = _encode(last.payment_date.isoformat() if last.payment_date else "", last.pk)
+    return items, next_cursor
+
+
+def monthly_totals(*, account, today: date, months: int = 12):
+    """Net reimbursed per month of payment over the last `months`, split by beneficiary.
+
+    Returns (month labels, series: [(name, [amount per month])], max total).
+    """
+    first = date(today.year, today.month, 1)
+    for _ in range(months - 1):
+        first = (first - timedelta(days=1)).replace(day=1)
+    rows = (
+        _lines(account, Filters())
+        .filter(payment_date__gte=first, payment_date__lte=today)
+        .values("payment_date__year", "payment_date__month", "beneficiary__first_names")
+        .annotate(total=Sum("net_reimbursed"))
+    )
+    months_list = []
+    cursor = first
+    while len(months_list) < months:
+        months_list.append((cursor.year, cursor.month))
+        cursor = (cursor + timedelta(days=32)).replace(day=1)
+    series: OrderedDict[str, list[Decimal]] = OrderedDict()
+    for row in rows:
+        name = row["beneficiary__first_names"] or account.member.first_names
+        series.setdefault(name, [Decimal("0")] * months)
+        index = months_list.index((row["payment_date__year"], row["payment_date__month"]))
+        series[name][index] += row["total"]
+    totals = (
+        [sum(values[i] for values in series.values()) for i in range(months)]
+        if series
+        else [0] * months
+    )
+    return months_list, list(series.items()), totals
+
+
+def stoppages(*, account):
+    """The member's stoppages, newest first, each with its payments, total and next expected date."""
+    if not can_view_payments(account):
+        return []
+    result = []
+    for stoppage in (
+        WorkStoppage.objects.filter(member_id=account.member_id)
+        .prefetch_related("payments")
+        .order_by("-start")
+    ):
+        payments = sorted(stoppage.payments.all(), key=lambda p: p.period_start)
+        paid = [p for p in payments if p.status == AllowancePayment.Status.PAID]
+        total = sum((p.net for p in paid), Decimal("0"))
+        next_date = None
+        if stoppage.end is None and paid:
+            last = max((p.payment_date for p in paid if p.payment_date), default=None)
+            next_date = last + NEXT_PAYMENT_EVERY if last else None
+        result.append(
+            {"stoppage": stoppage, "payments": payments, "total": total, "next_date": next_date}
+        )
+    return result
