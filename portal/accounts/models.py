@@ -48,6 +48,8 @@ class Account(AbstractBaseUser):
     # Bumped to end every session of the account ("log out of all devices"):
     # it is part of the session's authentication hash.
     session_epoch = models.PositiveIntegerField(default=0)
+    # The "Nouveau paiement" email after a payment import (opt-out, on by default).
+    notify_new_payments = models.BooleanField(default=True)
 
     USERNAME_FIELD = "nir"
     EMAIL_FIELD = "email"

@@ -12,24 +12,36 @@ checked, and the NIRs already seen (for duplicate detection) are kept in a
 temporary database table rather than in a Python set.
 """
 
-import codecs
-import csv
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
-from typing import IO, NamedTuple
+from typing import IO
 
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from stdnum import iban as stdnum_iban
 from stdnum.exceptions import ValidationError as StdnumError
 
 from portal.audit.services import record
+from portal.core.feeds import (
+    CONTROL,
+    LINE_MAX_BYTES,
+    FeedError,  # noqa: F401 (part of this module's interface: raised by member_feed_read)
+    FeedRow,
+    FieldError,
+    InvalidValue,
+    Pending,
+    RowError,
+    SeenKeys,
+    batches_process,
+    duplicates_mark,
+    feed_read,
+)
 
 from . import nir as nir_rules
 from .models import Cpam, Member
@@ -47,9 +59,6 @@ FEED_COLUMNS = (
     "cpam_code",
 )
 BATCH_SIZE = 1000
-# A register line is about 200 characters; anything far longer is not a row,
-# and reading it whole would let one bad line exhaust memory.
-LINE_MAX_BYTES = 4096
 
 LAST_NAME_MAX = Member._meta.get_field("last_name").max_length
 FIRST_NAMES_MAX = Member._meta.get_field("first_names").max_length
@@ -87,10 +96,6 @@ MOBILE_TYPES = {
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _POSTAL_CODE = re.compile(r"^(?:(?:0[1-9]|[1-8][0-9]|9[0-5])[0-9]{3}|97[1-8][0-9]{2})$")
 _CPAM_CODE = re.compile(r"^[0-9A-Z]{3}$")
-# Bytes that are not UTF-8 are decoded as lone surrogates (surrogateescape),
-# so that one bad line is reported instead of stopping the whole file.
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 _SEXES = frozenset(Member.Sex.values)
 _email_validator = EmailValidator()
 
@@ -106,34 +111,6 @@ _UPDATED_FIELDS = (
     "iban",
     "cpam",
 )
-
-
-class FeedError(Exception):
-    """The file as a whole cannot be read (missing or wrong header). Message in French."""
-
-
-class FieldError(NamedTuple):
-    field: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.field}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class FeedRow:
-    """One non-empty line of the feed: its values, or why it could not be split."""
-
-    line: int
-    values: tuple[str, ...] = ()
-    problem: FieldError | None = None
 
 
 @dataclass(frozen=True)
@@ -181,97 +158,15 @@ class ImportReport:
 
 
 def member_feed_read(source: IO[bytes]) -> Iterator[FeedRow]:
-    """Check the header of a feed and return an iterator over its rows.
+    """Check the header of a register feed and return an iterator over its rows.
 
-    `source` is a binary file; it is read one line at a time and each line is
-    decoded on its own, so a line that is not UTF-8 is reported as such
-    instead of stopping the file. Raises `FeedError` at once when the header
-    is missing or wrong, before anything is imported. A BOM and CRLF line
-    ends are accepted, empty lines are skipped; line numbers are those of the
-    file (header = 1).
+    See `portal.core.feeds.feed_read`: raises `FeedError` at once when the
+    header is missing or wrong, before anything is imported.
     """
-    lines = _physical_lines(source)
-    for number, line in lines:
-        if line is None:
-            raise FeedError(f"Ligne {number} trop longue : ce n’est pas un en-tête.")
-        if _UNDECODABLE.search(line):
-            raise FeedError("En-tête illisible : le fichier doit être encodé en UTF-8.")
-        try:
-            header = _split(line)
-        except csv.Error as exc:
-            raise FeedError("En-tête illisible : ligne CSV mal formée.") from exc
-        if _is_blank(header):
-            continue
-        _check_header(header)
-        return _rows(lines)
-    raise FeedError("Fichier vide : la ligne d’en-tête est absente.")
-
-
-def _physical_lines(source: IO[bytes]) -> Iterator[tuple[int, str | None]]:
-    """(line number, decoded line) for each line; None when over LINE_MAX_BYTES."""
-    number = 0
-    while line := source.readline(LINE_MAX_BYTES):
-        number += 1
-        if len(line) == LINE_MAX_BYTES and not line.endswith(b"\n"):
-            while (rest := source.readline(LINE_MAX_BYTES)) and not rest.endswith(b"\n"):
-                pass
-            yield number, None
-            continue
-        if number == 1:
-            line = line.removeprefix(codecs.BOM_UTF8)
-        yield number, line.decode("utf-8", errors="surrogateescape")
-
-
-def _split(line: str) -> list[str]:
-    # One reader per line: a stray quote then spoils this line only, instead
-    # of swallowing the rest of the file into one field.
-    return next(csv.reader([line], strict=True), [])
-
-
-def _is_blank(values: Sequence[str]) -> bool:
-    return not any(value.strip() for value in values)
-
-
-def _check_header(header: list[str]) -> None:
-    names = [name.strip() for name in header]
-    if tuple(names) == FEED_COLUMNS:
-        return
-    expected = ",".join(FEED_COLUMNS)
-    # Echo what was found only when it looks like column names: a missing
-    # header means the first line is a member's row, which must not be logged.
-    if all(re.fullmatch(r"[a-z_]{1,30}", name) for name in names):
-        found = ",".join(names)
-        raise FeedError(f"En-tête incorrect : attendu « {expected} », trouvé « {found} ».")
-    raise FeedError(f"En-tête manquant ou incorrect : la ligne 1 doit être « {expected} ».")
-
-
-def _rows(lines: Iterator[tuple[int, str | None]]) -> Iterator[FeedRow]:
-    for number, line in lines:
-        if line is None:
-            yield FeedRow(number, problem=FieldError("row", "ligne trop longue"))
-            continue
-        if _UNDECODABLE.search(line):
-            yield FeedRow(number, problem=FieldError("row", "encodage invalide (UTF-8 attendu)"))
-            continue
-        try:
-            values = _split(line)
-        except csv.Error:
-            yield FeedRow(number, problem=FieldError("row", "ligne CSV mal formée (guillemets)"))
-            continue
-        if _is_blank(values):
-            continue
-        if len(values) != len(FEED_COLUMNS):
-            reason = f"{len(values)} colonnes au lieu de {len(FEED_COLUMNS)}"
-            yield FeedRow(number, problem=FieldError("row", reason))
-            continue
-        yield FeedRow(number, values=tuple(values))
+    return feed_read(source, columns=FEED_COLUMNS, line_max_bytes=LINE_MAX_BYTES)
 
 
 # Checking a row
-
-
-class _Invalid(ValueError):
-    pass
 
 
 def member_row_parse(values: Sequence[str], *, today: date) -> RowParse:
@@ -300,10 +195,10 @@ def member_row_parse(values: Sequence[str], *, today: date) -> RowParse:
     for name, cleaner in cleaners.items():
         value = raw[name]
         try:
-            if _CONTROL.search(value):
-                raise _Invalid("caractère de contrôle interdit")
+            if CONTROL.search(value):
+                raise InvalidValue("caractère de contrôle interdit")
             cleaned[name] = cleaner(value)
-        except _Invalid as exc:
+        except InvalidValue as exc:
             errors.append(FieldError(name, str(exc)))
     if "nir" in cleaned and "sex" in cleaned and cleaned["nir"][0] != cleaned["sex"]:
         cleaned.pop("sex")
@@ -322,35 +217,35 @@ def _nir(value: str) -> str:
     try:
         return nir_rules.parse(value, require_key=True).full
     except nir_rules.NirError as exc:
-        raise _Invalid(NIR_REASONS[exc.code]) from exc
+        raise InvalidValue(NIR_REASONS[exc.code]) from exc
 
 
 def _birth_date(value: str, *, today: date) -> date:
     if not value:
-        raise _Invalid("obligatoire")
+        raise InvalidValue("obligatoire")
     if not _DATE.match(value):
-        raise _Invalid("date AAAA-MM-JJ attendue")
+        raise InvalidValue("date AAAA-MM-JJ attendue")
     try:
         parsed = date.fromisoformat(value)
     except ValueError as exc:
-        raise _Invalid("date inexistante") from exc
+        raise InvalidValue("date inexistante") from exc
     if parsed > today:
-        raise _Invalid("date dans le futur")
+        raise InvalidValue("date dans le futur")
     return parsed
 
 
 def _name(value: str, *, max_length: int) -> str:
     value = " ".join(value.split())
     if not value:
-        raise _Invalid("obligatoire")
+        raise InvalidValue("obligatoire")
     if len(value) > max_length:
-        raise _Invalid(f"{max_length} caractères au plus")
+        raise InvalidValue(f"{max_length} caractères au plus")
     return value
 
 
 def _sex(value: str) -> str:
     if value not in _SEXES:
-        raise _Invalid("1 (homme) ou 2 (femme) attendu")
+        raise InvalidValue("1 (homme) ou 2 (femme) attendu")
     return value
 
 
@@ -362,7 +257,7 @@ def _email(value: str) -> str:
             raise ValidationError("too long")
         _email_validator(value)
     except ValidationError as exc:
-        raise _Invalid("adresse e-mail invalide") from exc
+        raise InvalidValue("adresse e-mail invalide") from exc
     return value
 
 
@@ -384,28 +279,28 @@ def _mobile_phone(value: str, *, postal_code: str) -> str:
             reason = "numéro de mobile attendu"
             continue
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    raise _Invalid(reason)
+    raise InvalidValue(reason)
 
 
 def _postal_code(value: str) -> str:
     if not _POSTAL_CODE.match(value):
-        raise _Invalid("code postal français à 5 chiffres attendu")
+        raise InvalidValue("code postal français à 5 chiffres attendu")
     return value
 
 
 def _iban(value: str) -> str:
     if not value:
-        raise _Invalid("obligatoire")
+        raise InvalidValue("obligatoire")
     try:
         return stdnum_iban.validate(value)
     except StdnumError as exc:
-        raise _Invalid("IBAN invalide") from exc
+        raise InvalidValue("IBAN invalide") from exc
 
 
 def _cpam_code(value: str) -> str:
     value = value.upper()
     if not _CPAM_CODE.match(value):
-        raise _Invalid("code à 3 caractères attendu")
+        raise InvalidValue("code à 3 caractères attendu")
     return value
 
 
@@ -451,21 +346,16 @@ def members_import(
         on_error=on_error,
         today=timezone.localdate(),
     )
-    with _SeenNirs() as seen:
+    with SeenKeys("members_import_seen_nir", key_length=15) as seen:
         importer.seen = seen
         with transaction.atomic() if strict else nullcontext():
-            batch: list[_Pending] = []
-            for row in rows:
-                batch.append(importer.check(row))
-                if len(batch) >= batch_size:
-                    importer.flush(batch)
-                    batch = []
-                    if on_progress:
-                        on_progress(importer.report.rows)
-            if batch:
-                importer.flush(batch)
-                if on_progress:
-                    on_progress(importer.report.rows)
+            batches_process(
+                rows,
+                check=importer.check,
+                flush=importer.flush,
+                batch_size=batch_size,
+                on_progress=on_progress,
+            )
             if strict and importer.report.rejected:
                 transaction.set_rollback(True)
     report = importer.report
@@ -491,113 +381,42 @@ def members_import(
 
 
 @dataclass
-class _Pending:
-    line: int
-    errors: list[FieldError]
-    nir: str | None = None
-    member: MemberRow | None = None
-
-
-class _SeenNirs:
-    """The NIRs read so far in this file, with their line, for duplicate detection.
-
-    A temporary table (private to this connection, dropped at the end) keeps
-    Python memory flat: a million NIRs in a set would take about 100 MB. It
-    needs the same connection for the whole import, which Django gives a
-    management command.
-    """
-
-    _CREATE = (
-        "CREATE TEMPORARY TABLE members_import_seen_nir "
-        "(nir VARCHAR(15) PRIMARY KEY, line BIGINT NOT NULL)"
-    )
-    _DROP = "DROP TABLE members_import_seen_nir"
-    _INSERT = "INSERT INTO members_import_seen_nir (nir, line) VALUES (%s, %s)"
-    _SELECT = "SELECT nir, line FROM members_import_seen_nir WHERE nir IN ({})"
-
-    def __enter__(self) -> "_SeenNirs":
-        with connection.cursor() as cursor:
-            cursor.execute(self._CREATE)
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> bool:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(self._DROP)
-        except DatabaseError:
-            # After a database error the connection may refuse any statement;
-            # the original error matters more than the cleanup.
-            if exc is None:
-                raise
-        return False
-
-    def lines_of(self, nirs: Sequence[str]) -> dict[str, int]:
-        if not nirs:
-            return {}
-        # Only placeholders are formatted in; the NIRs go as parameters.
-        sql = self._SELECT.format(", ".join(["%s"] * len(nirs)))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, list(nirs))
-            return dict(cursor.fetchall())
-
-    def add(self, lines: dict[str, int]) -> None:
-        with connection.cursor() as cursor:
-            cursor.executemany(self._INSERT, list(lines.items()))
-
-
-@dataclass
 class _Importer:
     report: ImportReport
     strict: bool
     create_cpams: bool
     on_error: Callable[[RowError], None]
     today: date
-    seen: _SeenNirs | None = None
+    seen: SeenKeys | None = None
     # CPAMs are reference data (about a hundred): loaded once.
     cpams: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cpams = dict(Cpam.objects.values_list("code", "id"))
 
-    def check(self, row: FeedRow) -> "_Pending":
+    def check(self, row: FeedRow) -> Pending:
         if row.problem:
-            return _Pending(row.line, [row.problem])
+            return Pending(row.line, [row.problem])
         parsed = member_row_parse(row.values, today=self.today)
         errors = list(parsed.errors)
         if parsed.cpam_code and parsed.cpam_code not in self.cpams and not self.create_cpams:
             errors.append(FieldError("cpam_code", "CPAM inconnue"))
-        return _Pending(row.line, errors, nir=parsed.nir, member=parsed.member)
+        return Pending(row.line, errors, key=parsed.nir, row=parsed.member)
 
-    def flush(self, batch: list[_Pending]) -> None:
-        self._mark_duplicates(batch)
+    def flush(self, batch: list[Pending]) -> None:
+        duplicates_mark(batch, seen=self.seen, field="nir", what="NIR")
         rejected = [pending for pending in batch if pending.errors]
         for pending in rejected:
             for error in pending.errors:
                 self.on_error(RowError(pending.line, error.field, error.reason))
         self.report.rejected += len(rejected)
         self.report.rows += len(batch)
-        valid = [pending.member for pending in batch if not pending.errors]
+        valid = [pending.row for pending in batch if not pending.errors]
         if self.strict and self.report.rejected:
             return  # everything will be rolled back: only checking goes on
         if valid:
             with transaction.atomic():
                 self._write(valid)
-
-    def _mark_duplicates(self, batch: list[_Pending]) -> None:
-        """The second and later rows with the same NIR are rejected, in this
-        batch or across batches; the first one is kept (if valid)."""
-        first_line: dict[str, int] = {}
-        for pending in batch:
-            if pending.nir:
-                first_line.setdefault(pending.nir, pending.line)
-        earlier = self.seen.lines_of(list(first_line))
-        for pending in batch:
-            if not pending.nir:
-                continue
-            line = earlier.get(pending.nir, first_line[pending.nir])
-            if line != pending.line:
-                pending.errors.insert(0, FieldError("nir", f"NIR en double (déjà ligne {line})"))
-        self.seen.add({nir: line for nir, line in first_line.items() if nir not in earlier})
 
     def _write(self, rows: list[MemberRow]) -> None:
         missing = {row.cpam_code for row in rows} - self.cpams.keys()

@@ -122,3 +122,32 @@ class AllowancePayment(models.Model):
 
     def __str__(self) -> str:
         return f"allowance payment {self.payment_id}"
+
+
+class NewPaymentNotice(models.Model):
+    """New payments of a member that the "Nouveau paiement" email has not announced yet.
+
+    Written by an import in the transaction of the batch that created the
+    payments (or moved them to paid), and deleted in the transaction that
+    queues the email: a crash in between leaves the notice for the next
+    import of the same kind, so the email is neither lost nor sent twice.
+    One row per member and kind, however many lines or batches.
+    """
+
+    class Kind(models.TextChoices):
+        REIMBURSEMENT = "reimbursement", "Remboursement de soins"
+        ALLOWANCE = "allowance", "Indemnités journalières"
+
+    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=15, choices=Kind.choices)
+    payments = models.PositiveIntegerField()
+    net_total = models.DecimalField(max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "kind"], name="new_payment_notice_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payments} new {self.kind} payment(s) of member {self.member_id}"

@@ -12,9 +12,12 @@ from portal.accounts.models import Account
 from portal.audit.services import record
 from portal.members.models import Beneficiary, Cpam, Member
 from portal.members.nir import key_for
+from portal.payments.demo import demo_payments_load
 from portal.staff.models import Staff
 
 DEMO_PASSWORD = "Demo-Compte-Sante-2026"
+# Léa Martin, born in March 2015, Paul Martin's daughter (ayant droit).
+LEA_NIR13 = "2150375111042"
 DEMO_STAFF_PASSWORD = "Demo-Conseiller-2026"
 # (email, role, fixed TOTP key for the demo only: `manage.py demo_totp EMAIL` prints its code)
 DEMO_STAFF = [
@@ -114,12 +117,24 @@ class Command(BaseCommand):
                     staff.save()
                     record(action="staff.created.demo", actor="demo", data={"staff_id": staff.pk})
             first = Member.objects.get(nir__startswith="1850578006084")
-            Beneficiary.objects.get_or_create(
+            Beneficiary.objects.update_or_create(
                 member=first,
                 first_names="Léa",
-                defaults={"last_name": "Martin", "birth_date": date(2015, 3, 8)},
+                defaults={
+                    "last_name": "Martin",
+                    "birth_date": date(2015, 3, 8),
+                    "nir": LEA_NIR13 + key_for(LEA_NIR13),
+                },
             )
-        self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+            # A year of reimbursements (Paul and Léa) and daily allowances
+            # (an open sick leave), through the real imports, without emails.
+            payments = demo_payments_load()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data loaded ({payments['reimbursements']} reimbursement lines, "
+                f"{payments['allowances']} daily-allowance payments)."
+            )
+        )
         self.stdout.write(
             "\n".join(
                 [

@@ -1,0 +1,93 @@
+"""`manage.py import_allowances FILE.csv`: the daily-allowances feed. Format: docs/formats.md.
+
+Exit codes: 0 everything imported; 1 at least one row rejected (the others
+are imported, or none with --strict); 2 the file cannot be used (unreadable,
+missing or wrong header) and nothing was imported.
+"""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.core.feeds import feed_command_run
+from portal.payments import imports
+
+
+class PaymentFeedCommand(BaseCommand):
+    """The options, output and exit codes of both payment feeds."""
+
+    read = None
+    run = None
+    stoppages = False
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", type=Path, help="CSV file, UTF-8.")
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="Import nothing if any row is rejected (all bad rows are still reported).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=imports.BATCH_SIZE,
+            help=f"Rows written per transaction (default {imports.BATCH_SIZE}).",
+        )
+        parser.add_argument(
+            "--no-bulk",
+            action="store_true",
+            help="On PostgreSQL, write through the ORM instead of COPY (for comparison).",
+        )
+        parser.add_argument(
+            "--no-email",
+            action="store_true",
+            help=(
+                "Do not announce these payments by email (first load of the history): "
+                "nothing is kept to be announced later."
+            ),
+        )
+
+    def handle(self, *args, file: Path, strict: bool, batch_size: int, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size doit être un entier positif.", returncode=2)
+        report = feed_command_run(
+            self,
+            file=file,
+            read=self.read,
+            run=lambda **callbacks: self.run(
+                strict=strict,
+                source_name=file.name,
+                batch_size=batch_size,
+                bulk=False if options["no_bulk"] else None,
+                notify=not options["no_email"],
+                **callbacks,
+            ),
+        )
+        if options["verbosity"] >= 1:
+            summary = (
+                f"created={report.created} updated={report.updated} "
+                f"unchanged={report.unchanged} rejected={report.rejected}"
+            )
+            if self.stoppages:
+                summary += (
+                    f" stoppages_created={report.stoppages_created}"
+                    f" stoppages_updated={report.stoppages_updated}"
+                )
+            self.stdout.write(f"{summary} emails={report.emails}")
+        if report.rolled_back:
+            raise CommandError(
+                f"Mode strict : rien n’a été importé ({report.rejected} ligne(s) rejetée(s)).",
+                returncode=1,
+            )
+        if report.rejected:
+            raise CommandError(f"{report.rejected} ligne(s) rejetée(s).", returncode=1)
+
+
+class Command(PaymentFeedCommand):
+    help = (
+        "Import the daily-allowances feed (CSV, see docs/formats.md): upsert payments by "
+        "payment_id and their work stoppages by stoppage_id, then email the members paid."
+    )
+    read = staticmethod(imports.allowance_feed_read)
+    run = staticmethod(imports.allowances_import)
+    stoppages = True
