@@ -452,3 +452,22 @@ def account_logout_everywhere(*, account: Account, ip: str) -> None:
     account = _locked(account)
     account_sessions_revoke(account=account, actor=_actor(account), ip=ip)
     pending_changes_revoke(account=account)
+
+
+# --- notifications ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def account_notifications_set(*, account: Account, new_payments: bool, ip: str) -> None:
+    """The member's choice of a "Nouveau paiement" email after each payment import."""
+    if account.notify_new_payments == new_payments:
+        return
+    Account.objects.filter(pk=account.pk).update(notify_new_payments=new_payments)
+    account.notify_new_payments = new_payments
+    record(
+        action="account.notifications.changed",
+        actor=_actor(account),
+        member=account.member,
+        ip=ip,
+        data={"new_payments": new_payments},
+    )

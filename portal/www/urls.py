@@ -19,6 +19,7 @@ urlpatterns = [
     path("paiements/ligne/<str:line_id>/", payments.line_detail, name="payment_line"),
     path("indemnites/", payments.allowances, name="allowances"),
     path("mon-compte/", account.overview, name="account"),
+    path("mon-compte/notifications/", account.notifications, name="account_notifications"),
     path("mon-compte/courriel/", account.email_change, name="account_email"),
     path(
         "mon-compte/courriel/confirmer/", account.email_change_confirm, name="account_email_confirm"

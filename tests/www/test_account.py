@@ -637,3 +637,23 @@ def test_a_new_address_gets_no_reset_link_for_72_hours(member_client, account, o
         outcome = password_reset_process(nir13=account.nir, birth_date=birth_date, ip="192.0.2.1")
         assert outcome == "matched"
         assert outbox(template="password_reset")[0].recipient == NEW_EMAIL
+
+
+@pytest.mark.django_db
+def test_the_member_turns_payment_emails_off_and_on(client):
+    from portal.accounts.models import Account
+    from portal.audit.models import AuditEntry
+    from tests.factories import AccountFactory
+
+    account = AccountFactory()
+    client.force_login(account, backend="portal.accounts.backends.NirBackend")
+    page = client.get("/mon-compte/").content.decode()
+    assert 'name="notify_new_payments" value="1" checked' in page
+    assert client.post("/mon-compte/notifications/", {}).status_code == 302
+    assert Account.objects.get(pk=account.pk).notify_new_payments is False
+    client.post("/mon-compte/notifications/", {"notify_new_payments": "1"})
+    assert Account.objects.get(pk=account.pk).notify_new_payments is True
+    changes = AuditEntry.objects.filter(action="account.notifications.changed").values_list(
+        "data", flat=True
+    )
+    assert list(changes) == [{"new_payments": True}, {"new_payments": False}]

@@ -383,3 +383,15 @@ def logout_everywhere(request):
         ),
     )
     return redirect("www:login")
+
+
+@login_required
+@require_POST
+def notifications(request):
+    channels.account_notifications_set(
+        account=request.user,
+        new_payments=request.POST.get("notify_new_payments") == "1",
+        ip=client_ip(request),
+    )
+    messages.success(request, _("Vos préférences de notification sont enregistrées."))
+    return redirect("www:account")
