@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, views
+from . import audit_views, staff_views, views
 
 app_name = "console"
 
@@ -18,5 +18,8 @@ urlpatterns = [
     path("assure/<int:member_id>/suppression/", views.delete_account, name="delete_account"),
     path("blocages/<int:block_id>/lever/", views.lift_block, name="lift_block"),
     path("journal/", audit_views.audit_trail, name="audit"),
+    path("equipe/", staff_views.staff_list, name="staff"),
+    path("equipe/<int:staff_id>/acces/", staff_views.staff_active, name="staff_active"),
+    path("equipe/<int:staff_id>/enrolement/", staff_views.staff_enrolment, name="staff_enrolment"),
     path("journal/export.csv", audit_views.audit_export, name="audit_export"),
 ]

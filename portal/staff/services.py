@@ -164,3 +164,19 @@ def staff_authenticate(*, email: str, password: str, code: str, ip: str) -> Staf
     by_email.reset(key)
     record(action="staff.login.succeeded", actor=staff.actor, ip=ip)
     return staff
+
+
+@transaction.atomic
+def staff_active_set(*, staff: Staff, active: bool, actor: str, ip: str) -> None:
+    """Give or take away console access; taking it ends the person's sessions at once."""
+    if staff.is_active == active:
+        return
+    staff.is_active = active
+    staff.session_epoch += 1
+    staff.save(update_fields=["is_active", "session_epoch"])
+    record(
+        action="staff.activated" if active else "staff.deactivated",
+        actor=actor,
+        ip=ip,
+        data={"staff_id": staff.pk, "outcome": "active" if active else "inactive"},
+    )
