@@ -5,6 +5,8 @@ from datetime import date
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
+from django.http import HttpResponse
+from django.utils import timezone
 from ninja import NinjaAPI, Query, Status
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
@@ -12,6 +14,7 @@ from portal.accounts import reset, services
 from portal.core.http import client_ip
 from portal.members.nir import NirError, mask
 from portal.notifications.sms import SmsRecipientRefused, sms_recipient_normalize
+from portal.payments import documents
 from portal.payments import selectors as payments
 from portal.recovery import services as recovery
 
@@ -273,3 +276,36 @@ def daily_allowances(request):
             }
         )
     return Status(200, result)
+
+
+@api.get(
+    "/documents/monthly-statement",
+    response={200: None, 400: ErrorOut, 401: ErrorOut, 404: ErrorOut},
+    auth=BearerToken(),
+    tags=["documents"],
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The relevé mensuel, a tagged PDF",
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+)
+def monthly_statement(request, month: str = ""):
+    """The member's relevé mensuel (PDF) of `month` (`YYYY-MM`), one of the last 27 months.
+
+    A malformed month is `400 invalid_month`; a month outside the window `404 month_not_available`.
+    """
+    first = documents.parse_statement_month(month[:20])
+    if first is None:
+        return Status(400, {"error": "invalid_month"})
+    today = timezone.localdate()
+    if not documents.statement_available(first, today=today):
+        return Status(404, {"error": "month_not_available"})
+    content = documents.monthly_statement_pdf(account=request.auth, month=first, today=today)
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{documents.monthly_statement_filename(first)}"'
+    )
+    return response

@@ -14,6 +14,8 @@ from decimal import Decimal
 from django.db.models import Count, F, Q, Sum
 from django.http import Http404
 
+from portal.members.models import Member
+
 from .models import AllowancePayment, ReimbursementLine, WorkStoppage
 from .perms import can_view_payments, can_view_reimbursement
 
@@ -226,3 +228,92 @@ def stoppages(*, account):
             {"stoppage": stoppage, "payments": payments, "total": total, "next_date": next_date}
         )
     return result
+
+
+@dataclass
+class MonthlyStatement:
+    lines: list
+    allowances: list
+    reimbursed_total: Decimal
+    allowances_total: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.reimbursed_total + self.allowances_total
+
+
+def monthly_statement(*, account, month: date) -> MonthlyStatement:
+    """What was paid to or for the member in the month of `month` (by payment date)."""
+    if not can_view_payments(account):
+        return MonthlyStatement([], [], Decimal("0"), Decimal("0"))
+    first = month.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    lines = list(
+        ReimbursementLine.objects.filter(
+            member_id=account.member_id,
+            status=ReimbursementLine.Status.PAID,
+            payment_date__gte=first,
+            payment_date__lt=following,
+        )
+        .select_related("beneficiary")
+        .order_by("payment_date", "payment_reference", "care_date", "id")
+    )
+    allowances = list(
+        AllowancePayment.objects.filter(
+            member_id=account.member_id,
+            status=AllowancePayment.Status.PAID,
+            payment_date__gte=first,
+            payment_date__lt=following,
+        )
+        .select_related("stoppage")
+        .order_by("payment_date", "period_start", "id")
+    )
+    return MonthlyStatement(
+        lines=lines,
+        allowances=allowances,
+        reimbursed_total=sum((line.net_reimbursed for line in lines), Decimal("0")),
+        allowances_total=sum((payment.net for payment in allowances), Decimal("0")),
+    )
+
+
+def entitled_member(*, account):
+    """The viewer's member with their CPAM and beneficiaries, for the attestation de droits."""
+    if not can_view_payments(account):
+        raise Http404
+    return (
+        Member.objects.select_related("cpam")
+        .prefetch_related("beneficiaries")
+        .get(pk=account.member_id)
+    )
+
+
+@dataclass
+class AllowanceTotals:
+    payments: list
+    gross: Decimal
+    csg: Decimal
+    crds: Decimal
+    net: Decimal
+
+
+def allowance_payments_paid_between(*, account, since: date, until: date) -> AllowanceTotals:
+    """Daily-allowance payments paid (by payment date) from `since` to `until` included."""
+    payments = []
+    if can_view_payments(account):
+        payments = list(
+            AllowancePayment.objects.filter(
+                member_id=account.member_id,
+                status=AllowancePayment.Status.PAID,
+                payment_date__gte=since,
+                payment_date__lte=until,
+            )
+            .select_related("stoppage")
+            .order_by("payment_date", "period_start", "id")
+        )
+    return AllowanceTotals(
+        payments=payments,
+        **{
+            name: sum((getattr(p, name) for p in payments), Decimal("0"))
+            for name in ("gross", "csg", "crds", "net")
+        },
+    )

@@ -5,13 +5,13 @@ from datetime import date
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import StreamingHttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from portal.payments import selectors
+from portal.payments import documents, selectors
 from portal.payments.selectors import Filters
 
 from ..forms import BaseForm, DateInput
@@ -134,6 +134,7 @@ def payments(request):
             "query": query.urlencode(),
             "allowances": allowances,
             "chart": _chart(account) if not request.GET.get("apres") else None,
+            "statement_months": documents.statement_months(today=timezone.localdate()),
         },
     )
 
@@ -212,11 +213,84 @@ def _safe(value: str) -> str:
 
 @login_required
 def allowances(request):
+    since, until = documents.default_period(today=timezone.localdate())
     return render(
         request,
         "www/payments/allowances.html",
         {
             "title": _("Mes indemnités journalières"),
             "stoppages": selectors.stoppages(account=request.user),
+            "certificate_since": since,
+            "certificate_until": until,
+            "max_months": documents.ALLOWANCE_CERTIFICATE_MAX_MONTHS,
         },
     )
+
+
+def _pdf_response(content: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _statement_month(value: str):
+    """The first day of a `YYYY-MM` month the member may download; else a 404."""
+    month = documents.parse_statement_month(value[:20])
+    if month is None or not documents.statement_available(month, today=timezone.localdate()):
+        raise Http404
+    return month
+
+
+@login_required
+def statement_choose(request):
+    """The month picked in the form of Mes paiements, sent to the statement's own address."""
+    month = _statement_month(request.GET.get("mois", ""))
+    return redirect("www:payment_statement", month=f"{month:%Y-%m}")
+
+
+@login_required
+def statement_pdf(request, month: str):
+    first = _statement_month(month)
+    content = documents.monthly_statement_pdf(
+        account=request.user, month=first, today=timezone.localdate()
+    )
+    return _pdf_response(content, documents.monthly_statement_filename(first))
+
+
+@login_required
+def entitlement_certificate_pdf(request):
+    today = timezone.localdate()
+    content = documents.entitlement_certificate_pdf(account=request.user, today=today)
+    return _pdf_response(content, documents.entitlement_certificate_filename(today))
+
+
+def _period_error_text(code: str) -> str:
+    return {
+        "missing": _("Indiquez la date de début et la date de fin de la période."),
+        "format": _(
+            "Les dates de la période ne sont pas valides. Utilisez le format AAAA-MM-JJ, "
+            "par exemple 2025-01-31."
+        ),
+        "order": _("La date de fin de la période doit être postérieure à sa date de début."),
+        "too_long": _("La période ne peut pas dépasser %(months)s mois.")
+        % {"months": documents.ALLOWANCE_CERTIFICATE_MAX_MONTHS},
+    }[code]
+
+
+@login_required
+def allowance_certificate_pdf(request):
+    try:
+        since, until = documents.parse_period(
+            request.GET.get("du", "")[:20], request.GET.get("au", "")[:20]
+        )
+    except documents.PeriodError as error:
+        return render(
+            request,
+            "www/error.html",
+            {"title": _("Période incorrecte"), "text": _period_error_text(error.code)},
+            status=400,
+        )
+    content = documents.allowance_certificate_pdf(
+        account=request.user, since=since, until=until, today=timezone.localdate()
+    )
+    return _pdf_response(content, documents.allowance_certificate_filename(since, until))
