@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -299,10 +300,15 @@ def identity_check(request, member_id: int):
             "first_name": _("Prénom"),
             "iban_last4": _("IBAN"),
         }
-        wrong = ", ".join(str(labels[key]) for key, ok in check.outcomes.items() if not ok)
+        wrong = [str(labels[key]) for key, ok in check.outcomes.items() if not ok]
         messages.error(
             request,
-            _("Vérification échouée. Ne correspondent pas : %(fields)s.") % {"fields": wrong},
+            ngettext(
+                "Vérification échouée. Cette réponse ne correspond pas : %(fields)s.",
+                "Vérification échouée. Ces réponses ne correspondent pas : %(fields)s.",
+                len(wrong),
+            )
+            % {"fields": ", ".join(wrong)},
         )
     return redirect("console:member", member_id=member.pk)
 

@@ -274,7 +274,9 @@ def test_the_check_never_shows_a_stored_value(account, role):
             {**RIGHT_ANSWERS, "postal_code": "13009", "iban_last4": "0144"},
             follow=True,
         ).content.decode()
-        assert "Vérification échouée. Ne correspondent pas : Code postal, IBAN." in failed
+        assert (
+            "Vérification échouée. Ces réponses ne correspondent pas : Code postal, IBAN." in failed
+        )
         assert heading(failed) == "Quenardel"
         assert MASKED_MOBILE not in failed
         assert leaks(failed) == []
