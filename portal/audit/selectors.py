@@ -1,6 +1,5 @@
 """Reads of the audit trail, for the supervisor's pages (filters, CSV export)."""
 
-import csv
 import json
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
@@ -8,14 +7,13 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import QuerySet
 
+from portal.core.csv_export import csv_lines, safe_cell
 from portal.core.logging import mask_secrets
 
 from .models import AuditEntry
 
 PARIS = ZoneInfo("Europe/Paris")
 CSV_HEADER = ["seq", "created_at", "actor", "action", "outcome", "member_id", "ip", "data"]
-# Spreadsheets run a cell starting with one of these as a formula (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def audit_entries(
@@ -82,14 +80,7 @@ def audit_csv_rows(queryset: QuerySet[AuditEntry]) -> Iterator[list[str]]:
 
 def audit_csv_lines(rows: Iterable[list[str]]) -> Iterator[str]:
     """`audit_csv_rows` as CSV text, one line at a time (for a `StreamingHttpResponse`)."""
-
-    class _Echo:
-        def write(self, value: str) -> str:
-            return value
-
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow(row)
+    return csv_lines(rows)
 
 
 def _instant(value: date | datetime) -> datetime:
@@ -99,4 +90,4 @@ def _instant(value: date | datetime) -> datetime:
 
 
 def _cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return safe_cell(value)

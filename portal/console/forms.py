@@ -4,7 +4,7 @@ from phonenumber_field.formfields import PhoneNumberField
 
 from portal.recovery.models import DeskVisit
 from portal.www.forms import BaseForm, DateInput, NirField, PasswordPairMixin
-from portal.www.reset_forms import AsciiDateField
+from portal.www.reset_forms import AsciiDateField, NewPasswordForm
 
 
 class StaffLoginForm(BaseForm):
@@ -111,23 +111,6 @@ class CodeRedeemForm(BaseForm):
         max_length=12,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
-
-
-class NewPasswordForm(PasswordPairMixin, BaseForm):
-    def __init__(self, *args, account, **kwargs):
-        self.account = account
-        super().__init__(*args, **kwargs)
-        self._password_fields()
-        for name in ("password", "password2"):
-            self._decorate(name, self.fields[name])
-
-    def clean(self):
-        from portal.accounts.passwords import personal_data_of
-
-        cleaned = super().clean()
-        return self.check_passwords(
-            cleaned, personal_data_of(self.account.member, self.account.email)
-        )
 
 
 class ActivationForm(NewPasswordForm):

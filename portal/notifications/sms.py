@@ -15,6 +15,7 @@ such a class and naming it in `BACKENDS`, or setting `SMS_BACKEND` to its
 dotted path.
 """
 
+import abc
 import hashlib
 import hmac
 import json
@@ -107,15 +108,16 @@ def sms_recipient_normalize(to) -> str:
 # --- gateways --------------------------------------------------------------------------------
 
 
-class SmsBackend:
+class SmsBackend(abc.ABC):
     """Carries one SMS. `send` returns once the gateway accepted it, raises otherwise."""
 
     name: ClassVar[str]
     # False: nothing leaves the portal (a real deployment must not use it).
     delivers: ClassVar[bool] = True
 
+    @abc.abstractmethod
     def send(self, message: "OutboundMessage") -> None:
-        raise NotImplementedError
+        """Hand the message to the gateway; raise if it was not accepted."""
 
 
 class OutboxBackend(SmsBackend):

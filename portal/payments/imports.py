@@ -26,6 +26,7 @@ time, rows go by batches, and the keys already seen (duplicates, stoppages
 described on several lines) are kept in temporary tables.
 """
 
+import abc
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -646,7 +647,7 @@ def _import(importer_class, *, strict, bulk, notify, source_name, actor, **optio
     return report
 
 
-class _Importer:
+class _Importer(abc.ABC):
     """What both feeds share: checking batches, reporting, choosing the write path."""
 
     columns: tuple[str, ...]
@@ -668,8 +669,8 @@ class _Importer:
     def scratch_tables(self) -> "_Tables":
         return _Tables(self.seen, self.staging)
 
-    def parse(self, values: Sequence[str]) -> RowParse:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def parse(self, values: Sequence[str]) -> RowParse: ...
 
     def check(self, row: FeedRow) -> Pending:
         if row.problem:
@@ -710,14 +711,14 @@ class _Importer:
                     pending.errors.append(FieldError("nir", "assuré inconnu"))
         return members
 
-    def check_batch(self, batch: list[Pending], members: dict[str, int]) -> None:
-        """The checks of this feed that need the database."""
+    def check_batch(self, batch: list[Pending], members: dict[str, int]) -> None:  # noqa: B027 (a hook)
+        """The checks of this feed that need the database (none by default)."""
 
-    def write_orm(self, valid: list[tuple[Any, dict]]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write_orm(self, valid: list[tuple[Any, dict]]) -> None: ...
 
-    def write_bulk(self, valid: list[tuple[Any, dict]]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write_bulk(self, valid: list[tuple[Any, dict]]) -> None: ...
 
     def orm_upsert(self, model, *, items: list[tuple[str, dict]]) -> None:
         """Create or update `model` rows from (key, values); count them; note

@@ -11,9 +11,10 @@ from django.views.decorators.http import require_http_methods
 from portal.accounts import services
 from portal.accounts.models import Account
 from portal.accounts.passwords import rule_message
-from portal.console.forms import ActivationForm, CodeRedeemForm, NewPasswordForm
+from portal.console.forms import ActivationForm, CodeRedeemForm
 from portal.core.http import client_ip
 from portal.recovery import services as recovery
+from portal.www.reset_forms import NewPasswordForm
 
 from .reset import reset_page
 

@@ -1,6 +1,5 @@
 """Mes paiements and Mes indemnités journalières: thin views over `portal.payments.selectors`."""
 
-import csv
 from datetime import date
 
 from django import forms
@@ -11,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from portal.core.csv_export import csv_lines, safe_cell
 from portal.payments import documents, selectors
 from portal.payments.selectors import Filters
 
@@ -147,17 +147,11 @@ def line_detail(request, line_id: str):
     )
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @login_required
 def export_csv(request):
     account = request.user
     form = PaymentFilterForm(request.GET or None, member=account.member)
     lines = selectors.lines_for_export(account=account, filters=form.filters())
-    writer = csv.writer(_Echo(), delimiter=";")
     header = [
         "date_des_soins",
         "beneficiaire",
@@ -177,16 +171,16 @@ def export_csv(request):
     ]
 
     def rows():
-        yield writer.writerow(header)
+        yield header
         for line in lines.iterator(chunk_size=1000):
-            yield writer.writerow(
+            yield (
                 [
                     line.care_date.isoformat(),
                     line.beneficiary.first_names
                     if line.beneficiary
                     else account.member.first_names,
-                    _safe(line.act_label),
-                    _safe(line.professional),
+                    safe_cell(line.act_label),
+                    safe_cell(line.professional),
                     line.amount_paid,
                     line.base_amount,
                     line.rate,
@@ -196,19 +190,16 @@ def export_csv(request):
                     line.net_reimbursed,
                     line.get_payee_display(),
                     line.payment_date.isoformat() if line.payment_date else "",
-                    _safe(line.payment_reference),
+                    safe_cell(line.payment_reference),
                     line.get_status_display(),
                 ]
             )
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        csv_lines(rows(), delimiter=";"), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = 'attachment; filename="mes-paiements.csv"'
     return response
-
-
-def _safe(value: str) -> str:
-    """No spreadsheet formula from a feed's text (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 @login_required
