@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "portal.staff",
     "portal.recovery",
     "portal.payments",
+    "portal.appointments",
     "portal.www",
 ]
 

@@ -7,6 +7,10 @@ class Cpam(models.Model):
 
     code = models.CharField(max_length=3, unique=True)
     name = models.CharField(max_length=200)
+    # The department whose public holidays apply (Alsace-Moselle and overseas
+    # have their own) and the zone the office's opening hours are in.
+    department = models.CharField(max_length=3, blank=True)
+    time_zone = models.CharField(max_length=50, blank=True)
 
     class Meta:
         ordering = ["code"]
@@ -14,6 +18,27 @@ class Cpam(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+    def save(self, *args, **kwargs):
+        if not self.department:
+            self.department = department_of(self.code)
+        if not self.time_zone:
+            self.time_zone = OVERSEAS_TIME_ZONES.get(self.department, "Europe/Paris")
+        super().save(*args, **kwargs)
+
+
+OVERSEAS_TIME_ZONES = {
+    "971": "America/Guadeloupe",
+    "972": "America/Martinique",
+    "973": "America/Cayenne",
+    "974": "Indian/Reunion",
+    "976": "Indian/Mayotte",
+}
+
+
+def department_of(cpam_code: str) -> str:
+    """The department of a CPAM code: `751` → `75`, `974` → `974`."""
+    return cpam_code if cpam_code.startswith("97") else cpam_code[:2]
 
 
 class Member(models.Model):

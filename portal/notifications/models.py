@@ -32,6 +32,10 @@ class OutboundMessage(models.Model):
     subject = models.CharField(max_length=200, blank=True)
     body_text = models.TextField()
     body_html = models.TextField(blank=True)
+    # One text attachment at most (an appointment's .ics invitation).
+    attachment_name = models.CharField(max_length=100, blank=True)
+    attachment_type = models.CharField(max_length=100, blank=True)
+    attachment_body = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)

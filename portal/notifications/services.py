@@ -39,8 +39,11 @@ def email_send(
     context: dict,
     member=None,
     expires_at: datetime | None = None,
+    attachment: tuple[str, str, str] | None = None,
 ) -> OutboundMessage:
     """Render `emails/<template>.{subject.txt,txt,html}` and queue it for delivery.
+
+    `attachment` is one text file, as (name, content, MIME type).
 
     Must run inside the transaction of the change it reports: the message and
     its delivery task are committed, or rolled back, with that change.
@@ -48,12 +51,18 @@ def email_send(
     context = {"SITE_URL": settings.SITE_URL, "SERVICE_NAME": settings.SERVICE_NAME, **context}
     with translation.override("fr"):  # messages are French, whatever the page's language
         return _email_create(
-            to=to, template=template, context=context, member=member, expires_at=expires_at
+            to=to,
+            template=template,
+            context=context,
+            member=member,
+            expires_at=expires_at,
+            attachment=attachment,
         )
 
 
-def _email_create(*, to, template, context, member, expires_at) -> OutboundMessage:
+def _email_create(*, to, template, context, member, expires_at, attachment) -> OutboundMessage:
     subject = render_to_string(f"emails/{template}.subject.txt", context).strip()
+    name, content, content_type = attachment or ("", "", "")
     message = OutboundMessage.objects.create(
         channel=OutboundMessage.Channel.EMAIL,
         template=template,
@@ -63,6 +72,9 @@ def _email_create(*, to, template, context, member, expires_at) -> OutboundMessa
         body_html=render_to_string(f"emails/{template}.html", context),
         member=member,
         expires_at=expires_at,
+        attachment_name=name,
+        attachment_type=content_type,
+        attachment_body=content,
     )
     _enqueue(message)
     return message
@@ -198,6 +210,7 @@ def message_deliver(*, message_id: int) -> None:
         message.last_error = ""
         if not settings.DEMO:
             message.body_text = message.body_html = ""  # may hold a one-time link
+            message.attachment_body = ""
         message.save()
         record(
             action=f"notification.{message.channel}.sent",
@@ -242,6 +255,8 @@ def _send(message: OutboundMessage) -> None:
         )
         if message.body_html:
             email.attach_alternative(message.body_html, "text/html")
+        if message.attachment_name:
+            email.attach(message.attachment_name, message.attachment_body, message.attachment_type)
         email.send(fail_silently=False)
     else:
         gateway = sms.backend()

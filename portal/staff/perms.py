@@ -70,3 +70,41 @@ def can_export_audit(staff) -> bool:
 
 def can_manage_staff(staff) -> bool:
     return _is(staff, SUPERVISOR)
+
+
+# --- appointments (Mon agenda) ---------------------------------------------------------------
+
+
+def _advisor_of(staff):
+    """The staff's booking profile, if they hold appointments."""
+    return getattr(staff, "advisor", None) if isinstance(staff, Staff) else None
+
+
+def can_view_planning(staff) -> bool:
+    """Advisors see their own day; supervisors their CPAM's."""
+    return (_is(staff, PHONE, DESK) and _advisor_of(staff) is not None) or _is(staff, SUPERVISOR)
+
+
+def can_view_appointment(staff, appointment) -> bool:
+    if _is(staff, SUPERVISOR):
+        return appointment.member.cpam_id == staff.cpam_id
+    advisor = _advisor_of(staff) if _is(staff, PHONE, DESK) else None
+    return advisor is not None and appointment.advisor_id == advisor.pk
+
+
+def can_record_outcome(staff, appointment) -> bool:
+    """Only the advisor who holds the appointment records how it went."""
+    advisor = _advisor_of(staff) if _is(staff, PHONE, DESK) else None
+    return advisor is not None and appointment.advisor_id == advisor.pk
+
+
+def can_cancel_appointment(staff, appointment) -> bool:
+    """The advisor who holds it, or a supervisor of the member's CPAM."""
+    return can_record_outcome(staff, appointment) or (
+        _is(staff, SUPERVISOR) and appointment.member.cpam_id == staff.cpam_id
+    )
+
+
+def can_manage_availability(staff, advisor) -> bool:
+    """Opening ranges and absences: a supervisor of the advisor's CPAM."""
+    return _is(staff, SUPERVISOR) and advisor.staff.cpam_id == staff.cpam_id

@@ -59,4 +59,9 @@ urlpatterns = [
     path("donnees-personnelles/", pages.privacy, name="privacy"),
     path("demo/boite-mail/", demo.mailbox, name="demo_mailbox"),
     path("demo/boite-mail/<int:message_id>/", demo.message, name="demo_message"),
+    path(
+        "demo/boite-mail/<int:message_id>/piece-jointe",
+        demo.attachment,
+        name="demo_message_attachment",
+    ),
 ]

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
 
@@ -27,3 +27,14 @@ def message(request, message_id: int):
     return render(
         request, "www/demo/message.html", {"title": item.subject or _("SMS"), "item": item}
     )
+
+
+def attachment(request, message_id: int):
+    """The message's attachment (an appointment's .ics), as the mail client would get it."""
+    _demo_only()
+    item = get_object_or_404(OutboundMessage, pk=message_id)
+    if not item.attachment_name:
+        raise Http404
+    response = HttpResponse(item.attachment_body, content_type=item.attachment_type)
+    response["Content-Disposition"] = f'attachment; filename="{item.attachment_name}"'
+    return response

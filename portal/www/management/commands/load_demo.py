@@ -12,6 +12,7 @@ from portal.accounts.models import Account
 from portal.audit.services import record
 from portal.members.models import Beneficiary, Cpam, Member
 from portal.members.nir import key_for
+from portal.appointments.demo import demo_agenda_load, demo_appointment_today
 from portal.payments.demo import demo_payments_load
 from portal.staff.models import Staff
 
@@ -129,10 +130,14 @@ class Command(BaseCommand):
             # A year of reimbursements (Paul and Léa) and daily allowances
             # (an open sick leave), through the real imports, without emails.
             payments = demo_payments_load()
+            # Mon agenda: two sites, eight advisors over the coming weeks, and
+            # one appointment later today in the demo advisor's planning.
+            advisors = demo_agenda_load(cpam, DEMO_STAFF_PASSWORD)
+            demo_appointment_today(first)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data loaded ({payments['reimbursements']} reimbursement lines, "
-                f"{payments['allowances']} daily-allowance payments)."
+                f"{payments['allowances']} daily-allowance payments, {advisors} advisors)."
             )
         )
         self.stdout.write(
