@@ -66,9 +66,21 @@ def cpam(db) -> Cpam:
     return CpamFactory()
 
 
+def ensure_motives() -> None:
+    """The fund's motives come from a data migration, which a transactional test's flush
+    empties for the tests after it."""
+    if not Motive.objects.exists():
+        from importlib import import_module
+
+        from django.apps import apps
+
+        import_module("portal.appointments.migrations.0002_motives").create(apps, None)
+
+
 @pytest.fixture
 def motive(db) -> Motive:
     """Arrêt de travail / IJ: 20 minutes, phone or on site."""
+    ensure_motives()
     return Motive.objects.get(code="arret-travail-ij")
 
 
