@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.core import signing
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -109,6 +111,49 @@ def free_slots(
     if start > end or channel not in motive.channels:
         return []
     tz = calendar.zone(cpam)
+    cacheable = not per_advisor and advisor_ids is None and ignore is None
+    # A search that includes today depends on the minute: never cached.
+    cacheable = cacheable and start > now.astimezone(tz).date()
+    if cacheable:
+        key = _cache_key(cpam.pk, motive, channel, site_id, start, end)
+        cached = cache.get(key)
+        if cached is not None:
+            return [
+                Slot(
+                    datetime.fromtimestamp(s, UTC),
+                    datetime.fromtimestamp(e, UTC),
+                    advisor_id,
+                    site,
+                    motive.pk,
+                    channel,
+                )
+                for s, e, advisor_id, site in cached
+            ]
+    found = _free_slots(
+        cpam=cpam,
+        motive=motive,
+        channel=channel,
+        start=start,
+        end=end,
+        site_id=site_id,
+        advisor_ids=advisor_ids,
+        now=now,
+        per_advisor=per_advisor,
+        ignore=ignore,
+        tz=tz,
+    )
+    if cacheable:
+        rows = [
+            (int(x.start.timestamp()), int(x.end.timestamp()), x.advisor_id, x.site_id)
+            for x in found
+        ]
+        cache.set(key, rows, SEARCH_CACHE_SECONDS)
+    return found
+
+
+def _free_slots(
+    *, cpam, motive, channel, start, end, site_id, advisor_ids, now, per_advisor, ignore, tz
+):
     advisors = Advisor.objects.filter(
         staff__cpam=cpam, staff__is_active=True, motives=motive, **{channel: True}
     )
@@ -130,77 +175,198 @@ def free_slots(
     ):
         advisor_id, weekday, t0, t1, valid_from, valid_until = row
         ranges[advisor_id].append((weekday, _cell(t0), _cell(t1, up=True), valid_from, valid_until))
-
-    busy = defaultdict(list)  # advisor -> [(start, end)]
+    absences = defaultdict(list)  # advisor -> [(start, end)]
     for advisor_id, s, e in Absence.objects.filter(
         advisor_id__in=sites, starts_at__lt=window_end, ends_at__gt=window_start
     ).values_list("advisor_id", "starts_at", "ends_at"):
-        busy[advisor_id].append((s, e))
+        absences[advisor_id].append((s, e))
+
+    k = motive.duration_minutes // CELL_MINUTES
+    duration = timedelta(minutes=motive.duration_minutes)
+    days = []
+    day = start
+    while day <= end:
+        if not calendar.is_public_holiday(cpam.department, day):
+            days.append(day)
+        day += timedelta(days=1)
+    # Per day: the advisors' opening (free cells, slot grid), and the starts
+    # that any of them could offer; a day is done once those are all covered.
+    base: dict[date, dict[int, tuple[int, int]]] = {}
+    possible: dict[date, int] = {}
+    weekly = {advisor_id: _weekly(ranges.get(advisor_id, ()), k) for advisor_id in sites}
+    for day in days:
+        day_start = datetime.combine(day, time.min, tz)
+        # Only starts after now (a notice of 0 days allows today).
+        after = ~((1 << _cell_of(now, day, tz, up=True)) - 1) if day_start <= now else -1
+        weekday = day.weekday()
+        base[day] = {}
+        union = 0
+        for advisor_id in sites:
+            week, dated = weekly[advisor_id]
+            free, grid = _opening(dated, day, k) if dated else week[weekday]
+            if grid & after:
+                base[day][advisor_id] = (free, grid & after)
+                union |= grid & after
+        possible[day] = union
+    covered = dict.fromkeys(days, 0)
+    pending = [day for day in days if possible[day]]
+
+    slots: list[Slot] = []
+    order = sorted(sites)
+    shift = start.toordinal() % len(order)
+    order = order[shift:] + order[:shift]
+    # Advisors are read in small groups: most searches are answered by the first.
+    for group in _chunks(order, 1 if per_advisor or len(order) == 1 else ADVISORS_PER_READ):
+        if not pending:
+            break
+        # After the first group, only the days still open are read again.
+        busy = _busy(
+            group,
+            max(window_start, datetime.combine(pending[0], time.min, tz)),
+            min(window_end, datetime.combine(pending[-1] + timedelta(days=1), time.min, tz)),
+            ignore,
+            tz,
+        )
+        for day in pending:
+            day_start = datetime.combine(day, time.min, tz)
+            day_end = datetime.combine(day + timedelta(days=1), time.min, tz)
+            rotation = day.toordinal() % len(group)
+            for advisor_id in group[rotation:] + group[:rotation]:
+                opening = base[day].get(advisor_id)
+                if opening is None:
+                    continue
+                free, grid = opening
+                for s, e in busy.get((advisor_id, day), ()):
+                    free &= ~_bits(_cell_of(s, day, tz), _cell_of(e, day, tz, up=True))
+                for s, e in absences.get(advisor_id, ()):
+                    if s < day_end and e > day_start:
+                        free &= ~_bits(_cell_of(s, day, tz), _cell_of(e, day, tz, up=True))
+                run = free
+                for i in range(1, k):
+                    run &= free >> i
+                starts = run & grid
+                if not per_advisor:
+                    starts &= ~covered[day]
+                    covered[day] |= starts
+                while starts:
+                    low = starts & -starts
+                    cell = low.bit_length() - 1
+                    starts ^= low
+                    local = datetime.combine(day, _time_of(cell), tz)
+                    begin = local.astimezone(UTC)
+                    if begin.astimezone(tz).time() != local.time():
+                        continue  # a wall time the clocks skip (02:xx on the spring change)
+                    slots.append(
+                        Slot(
+                            begin,
+                            begin + duration,
+                            advisor_id,
+                            sites[advisor_id],
+                            motive.pk,
+                            channel,
+                        )
+                    )
+        if not per_advisor:
+            pending = [day for day in pending if covered[day] != possible[day]]
+    slots.sort()
+    return slots
+
+
+ADVISORS_PER_READ = 8
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _weekly(advisor_ranges, k: int) -> tuple[list[tuple[int, int]], list]:
+    """An advisor's (free cells, slot grid) per weekday; or, when some range is
+    only valid for a period, those ranges to evaluate day by day."""
+    if any(valid_from or valid_until for _, _, _, valid_from, valid_until in advisor_ranges):
+        return [], list(advisor_ranges)
+    week = [(0, 0)] * 7
+    for wd, c0, c1, _, _ in advisor_ranges:
+        free, grid = week[wd]
+        week[wd] = (free | _bits(c0, c1), grid | _grid(c0, c1, k))
+    return week, []
+
+
+def _opening(day_ranges, day: date, k: int) -> tuple[int, int]:
+    """The open cells and the slot grid of one advisor on one day."""
+    free = grid = 0
+    weekday = day.weekday()
+    for wd, c0, c1, valid_from, valid_until in day_ranges:
+        if (
+            wd != weekday
+            or (valid_from and day < valid_from)
+            or (valid_until and day > valid_until)
+        ):
+            continue
+        free |= _bits(c0, c1)
+        grid |= _grid(c0, c1, k)
+    return free, grid
+
+
+def _busy(advisor_ids, window_start, window_end, ignore, tz) -> dict:
+    """The times these advisors are held by appointments, by (advisor, local day)."""
     booked = Appointment.objects.filter(
-        advisor_id__in=sites,
+        advisor_id__in=advisor_ids,
         status__in=BUSY_STATUSES,
         starts_at__lt=window_end,
         ends_at__gt=window_start,
     )
     if ignore is not None:
         booked = booked.exclude(pk=ignore)
+    busy = defaultdict(list)
     for advisor_id, s, e in booked.values_list("advisor_id", "starts_at", "ends_at"):
-        busy[advisor_id].append((s, e))
+        first, last = s.astimezone(tz).date(), e.astimezone(tz).date()
+        busy[advisor_id, first].append((s, e))
+        if last != first:
+            busy[advisor_id, last].append((s, e))
+    return busy
 
-    k = motive.duration_minutes // CELL_MINUTES
-    duration = timedelta(minutes=motive.duration_minutes)
-    order = sorted(sites)
-    slots: list[Slot] = []
-    day = start
-    while day <= end:
-        if calendar.is_public_holiday(cpam.department, day):
-            day += timedelta(days=1)
-            continue
-        day_start = datetime.combine(day, time.min, tz)
-        day_end = datetime.combine(day + timedelta(days=1), time.min, tz)
-        # Only starts after now (a notice of 0 days allows today).
-        not_before = _cell_of(now, day, tz, up=True) if day_start <= now else 0
-        weekday = day.weekday()
-        covered = 0
-        shift = day.toordinal() % len(order)
-        for advisor_id in order[shift:] + order[:shift]:
-            free = grid = 0
-            for wd, c0, c1, valid_from, valid_until in ranges.get(advisor_id, ()):
-                if (
-                    wd != weekday
-                    or (valid_from and day < valid_from)
-                    or (valid_until and day > valid_until)
-                ):
-                    continue
-                free |= _bits(c0, c1)
-                grid |= _grid(c0, c1, k)
-            if not grid:
-                continue
-            for s, e in busy.get(advisor_id, ()):
-                if s < day_end and e > day_start:
-                    free &= ~_bits(_cell_of(s, day, tz), _cell_of(e, day, tz, up=True))
-            run = free
-            for i in range(1, k):
-                run &= free >> i
-            starts = run & grid & ~covered & (FULL_DAY ^ ((1 << not_before) - 1))
-            if not starts:
-                continue
-            if not per_advisor:
-                covered |= starts
-            while starts:
-                low = starts & -starts
-                cell = low.bit_length() - 1
-                starts ^= low
-                local = datetime.combine(day, _time_of(cell), tz)
-                begin = local.astimezone(UTC)
-                if begin.astimezone(tz).time() != local.time():
-                    continue  # a wall time the clocks skip (02:xx on the spring change)
-                slots.append(
-                    Slot(begin, begin + duration, advisor_id, sites[advisor_id], motive.pk, channel)
-                )
-        day += timedelta(days=1)
-    slots.sort()
-    return slots
+
+# --- the search cache -------------------------------------------------------------------------
+#
+# Identical searches (many members looking at the same weeks) are served from
+# the cache until anything changes the office's availability: every save or
+# delete of an appointment, absence, opening range or advisor bumps the
+# office's version (at once, and again after the commit, so that a search
+# computed meanwhile from the old rows is not kept). With a cache shared by
+# all web processes (Redis in production) nothing stale is ever served; with
+# a per-process cache, another process may show a taken slot for at most
+# SEARCH_CACHE_SECONDS. Bookings never use the cache: they check the slot
+# again, and the database has the last word.
+
+SEARCH_CACHE_SECONDS = 30
+
+
+def availability_version(cpam_id: int) -> int:
+    return cache.get(f"agenda:v:{cpam_id}", 0)
+
+
+def availability_changed(cpam_id: int | None) -> None:
+    if cpam_id is None:
+        return
+    key = f"agenda:v:{cpam_id}"
+
+    def bump():
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, None)
+
+    bump()
+    transaction.on_commit(bump)
+
+
+def _cache_key(cpam_id, motive, channel, site_id, start, end) -> str:
+    version = availability_version(cpam_id)
+    return (
+        f"agenda:s:{cpam_id}:{version}:{motive.pk}:{motive.duration_minutes}:{channel}:"
+        f"{site_id or ''}:{start.isoformat()}:{end.isoformat()}"
+    )
 
 
 def slot_still_free(

@@ -356,3 +356,32 @@ def test_nearest_slots_are_the_closest_in_time(now, cpam, motive, advisor):
         utc(paris(2026, 11, 4, 10, 0)),
         utc(paris(2026, 11, 4, 10, 20)),
     ]
+
+
+def test_cached_searches_follow_every_change_of_availability(now, cpam, motive, advisor):
+    from django.core.cache import cache
+
+    day = date(2026, 11, 3)
+    before = search(cpam, motive, day, day)
+    assert len(before) == 9
+    assert any(key.startswith(":1:agenda:s:") for key in cache._cache)  # locmem: it was cached
+    absence = Absence.objects.create(
+        advisor=advisor,
+        starts_at=paris(2026, 11, 3, 9),
+        ends_at=paris(2026, 11, 3, 10),
+        created_by="test",
+    )
+    assert len(search(cpam, motive, day, day)) == 6
+    absence.delete()
+    assert len(search(cpam, motive, day, day)) == 9
+    extra = OpeningRange.objects.create(
+        advisor=advisor, weekday=1, start_time=time(14), end_time=time(15)
+    )
+    assert len(search(cpam, motive, day, day)) == 12
+    extra.delete()
+    advisor.motives.remove(motive)
+    assert search(cpam, motive, day, day) == []
+    advisor.motives.add(motive)
+    advisor.phone = False
+    advisor.save()
+    assert search(cpam, motive, day, day) == []
