@@ -208,6 +208,19 @@ SUPERVISOR_ALERT_EMAILS = env.list("SUPERVISOR_ALERT_EMAILS", default=[])
 # Delivery attempts before a message is given up (exponential backoff).
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=8)
 
+# Relay appointments (LSF, TTRP, LfPC) for deaf and hard-of-hearing members.
+# The provider of the video-call link: "builtin" (a room under VISIO_BASE_URL)
+# or "webhook" (the booking POSTed, signed, to RELAY_WEBHOOK_URL, which
+# answers {"url": ...}).
+RELAY_PROVIDER = env.str("RELAY_PROVIDER", default="builtin")
+VISIO_BASE_URL = env.str("VISIO_BASE_URL", default="https://visio.example.org/salle")
+RELAY_WEBHOOK_URL = env.str("RELAY_WEBHOOK_URL", default="")
+RELAY_WEBHOOK_SECRET = env.str("RELAY_WEBHOOK_SECRET", default="")
+RELAY_WEBHOOK_TIMEOUT = env.float("RELAY_WEBHOOK_TIMEOUT", default=10.0)
+RELAY_WEBHOOK_MAX_ATTEMPTS = env.int("RELAY_WEBHOOK_MAX_ATTEMPTS", default=8)
+# The relay service's opening hours (Europe/Paris; ISO weekdays, 1 = Monday).
+RELAY_SERVICE_HOURS = env.str("RELAY_SERVICE_HOURS", default="1-4 08:30-17:00; 5 08:30-16:00")
+
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",

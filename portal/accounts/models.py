@@ -50,6 +50,11 @@ class Account(AbstractBaseUser):
     session_epoch = models.PositiveIntegerField(default=0)
     # The "Nouveau paiement" email after a payment import (opt-out, on by default).
     notify_new_payments = models.BooleanField(default=True)
+    # A declared communication need (deaf or hard-of-hearing member): the
+    # preferred mode through the relay service (lsf, ttrp, lfpc), or empty.
+    # It pre-selects the relay type when booking; notifications go by email
+    # and SMS, never by a phone call.
+    communication_mode = models.CharField(max_length=4, blank=True)
 
     USERNAME_FIELD = "nir"
     EMAIL_FIELD = "email"

@@ -9,7 +9,7 @@ from portal.members.models import Cpam
 from portal.staff.models import Staff
 
 from . import calendar
-from .models import Advisor, Appointment, Motive, OpeningRange, Site
+from .models import Advisor, Appointment, Motive, OpeningRange, RelayProfessional, RelayRange, Site
 
 SITES = [
     (
@@ -29,6 +29,19 @@ SITES = [
 ]
 MORNING = (time(9, 0), time(12, 0))
 AFTERNOON = (time(13, 30), time(16, 30))
+# Advisors who also hold relay appointments (video with the relay service).
+RELAY_ADVISORS = {
+    "sophie.leroy@example.org",
+    "nadia.haddad@example.org",
+    "marc.fontaine@example.org",
+}
+# The relay service's professionals: (name, modes).
+RELAY_PROFESSIONALS = [
+    ("Interprète LSF — Élise Marchand", ["lsf"]),
+    ("Interprète LSF — Hugo Lambert", ["lsf"]),
+    ("Transcriptrice TTRP — Amélie Roux", ["ttrp"]),
+    ("Codeur LfPC — Samuel Girard", ["lfpc", "ttrp"]),
+]
 # (email, first name, last name, site index, phone?, on site?, motive codes or None for all)
 ADVISORS = [
     ("conseiller@example.org", "Claire", "Durand", 0, True, False, None),
@@ -114,7 +127,13 @@ def demo_agenda_load(cpam: Cpam, staff_password: str) -> int:
             staff.password = make_password(staff_password)
         staff.save()
         advisor, _ = Advisor.objects.update_or_create(
-            staff=staff, defaults={"site": sites[site_index], "phone": phone, "on_site": on_site}
+            staff=staff,
+            defaults={
+                "site": sites[site_index],
+                "phone": phone,
+                "on_site": on_site,
+                "relay": email in RELAY_ADVISORS,
+            },
         )
         advisor.motives.set([m for m in motives if codes is None or m.code in codes])
         if not advisor.ranges.exists():
@@ -123,6 +142,18 @@ def demo_agenda_load(cpam: Cpam, staff_password: str) -> int:
                     OpeningRange.objects.create(
                         advisor=advisor, weekday=weekday, start_time=start, end_time=end
                     )
+    for name, modes in RELAY_PROFESSIONALS:
+        professional, created = RelayProfessional.objects.update_or_create(
+            name=name, defaults={mode: mode in modes for mode in ("lsf", "ttrp", "lfpc")}
+        )
+        if created:
+            for weekday in range(5):
+                RelayRange.objects.create(
+                    professional=professional,
+                    weekday=weekday,
+                    start_time=time(8, 30),
+                    end_time=time(17, 0),
+                )
     return len(ADVISORS)
 
 

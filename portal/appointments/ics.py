@@ -35,7 +35,13 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False, email: st
     event.add("dtstart", appointment.starts_at.astimezone(UTC))
     event.add("dtend", appointment.ends_at.astimezone(UTC))
     event.add("summary", f"Rendez-vous Assurance Maladie : {appointment.motive.label}")
-    if appointment.channel == Channel.PHONE:
+    if appointment.channel == Channel.RELAY:
+        mode = appointment.get_communication_mode_display()
+        event.add("location", appointment.video_url or "Visio (lien envoyé par courriel)")
+        how = f"Entretien en visio avec interprétation / transcription ({mode})."
+        if appointment.video_url:
+            how += f" Lien : {appointment.video_url}"
+    elif appointment.channel == Channel.PHONE:
         event.add("location", "Entretien téléphonique : un conseiller vous appellera")
         how = "Un conseiller vous appellera au numéro de téléphone de votre compte."
     else:

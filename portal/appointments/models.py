@@ -19,6 +19,15 @@ CELL_MINUTES = 5
 class Channel(models.TextChoices):
     PHONE = "phone", "Entretien téléphonique"
     ON_SITE = "on_site", "Sur place"
+    RELAY = "relay", "Entretien en visio avec interprétation / transcription"
+
+
+class CommunicationMode(models.TextChoices):
+    """How a deaf or hard-of-hearing member talks with the advisor, through the relay service."""
+
+    LSF = "lsf", "Langue des signes française (LSF)"
+    TTRP = "ttrp", "Transcription en temps réel de la parole (TTRP)"
+    LFPC = "lfpc", "Langue française parlée complétée (LfPC)"
 
 
 class Site(models.Model):
@@ -58,6 +67,7 @@ class Motive(models.Model):
     description = models.TextField()
     phone = models.BooleanField("entretien téléphonique", default=True)
     on_site = models.BooleanField("sur place", default=True)
+    relay = models.BooleanField("en visio avec interprétation / transcription", default=True)
     duration_minutes = models.PositiveSmallIntegerField(
         default=30,
         validators=[MinValueValidator(15), MaxValueValidator(30), duration_validator],
@@ -82,7 +92,12 @@ class Motive(models.Model):
 
     @property
     def channels(self) -> list[str]:
-        return [c for c, on in ((Channel.PHONE, self.phone), (Channel.ON_SITE, self.on_site)) if on]
+        offered = (
+            (Channel.PHONE, self.phone),
+            (Channel.ON_SITE, self.on_site),
+            (Channel.RELAY, self.relay),
+        )
+        return [channel for channel, on in offered if on]
 
 
 class Advisor(models.Model):
@@ -93,6 +108,7 @@ class Advisor(models.Model):
     motives = models.ManyToManyField(Motive, related_name="advisors")
     phone = models.BooleanField("entretiens téléphoniques", default=True)
     on_site = models.BooleanField("entretiens sur place", default=True)
+    relay = models.BooleanField("entretiens en visio avec le service relais", default=False)
 
     class Meta:
         ordering = ["staff__last_name", "staff__first_name"]
@@ -161,6 +177,50 @@ class Absence(models.Model):
         return f"absence {self.pk} of advisor {self.advisor_id}"
 
 
+class RelayProfessional(models.Model):
+    """An interpreter (LSF), a transcriber (TTRP) or a coder (LfPC) of the relay service.
+
+    Their weekly ranges are in the relay service's time (Europe/Paris) and
+    are further bounded by the service's opening hours (`RELAY_SERVICE_HOURS`).
+    """
+
+    name = models.CharField(max_length=200)
+    lsf = models.BooleanField("LSF", default=False)
+    ttrp = models.BooleanField("TTRP", default=False)
+    lfpc = models.BooleanField("LfPC", default=False)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def modes(self) -> list[str]:
+        return [mode for mode in CommunicationMode.values if getattr(self, mode)]
+
+
+class RelayRange(models.Model):
+    professional = models.ForeignKey(
+        RelayProfessional, on_delete=models.CASCADE, related_name="ranges"
+    )
+    weekday = models.PositiveSmallIntegerField(choices=OpeningRange.Weekday.choices)
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+
+    class Meta:
+        ordering = ["professional", "weekday", "start_time"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_time__gt=models.F("start_time")), name="relay_range_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.professional} {self.weekday} {self.start_time:%H:%M}–{self.end_time:%H:%M}"
+
+
 class Appointment(models.Model):
     class Status(models.TextChoices):
         BOOKED = "booked", "Confirmé"
@@ -182,6 +242,19 @@ class Appointment(models.Model):
     ends_at = models.DateTimeField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.BOOKED)
     message = models.CharField(max_length=500, blank=True)
+    # Relay appointments: the mode, the professional booked with the advisor,
+    # and the video-call link from the relay provider (empty until it answers).
+    communication_mode = models.CharField(
+        max_length=4, choices=CommunicationMode.choices, blank=True
+    )
+    relay_professional = models.ForeignKey(
+        RelayProfessional,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="appointments",
+    )
+    video_url = models.URLField(max_length=500, blank=True)
     # Bumped at each reschedule: the .ics SEQUENCE, and how a queued reminder
     # knows the appointment moved since.
     sequence = models.PositiveIntegerField(default=0)
@@ -232,3 +305,23 @@ class AdvisorTimeLock(models.Model):
 
     def __str__(self) -> str:
         return f"advisor {self.advisor_id} at {self.cell:%Y-%m-%d %H:%M}"
+
+
+class RelayTimeLock(models.Model):
+    """One 5-minute cell of a relay professional's time, like `AdvisorTimeLock`."""
+
+    professional = models.ForeignKey(RelayProfessional, on_delete=models.CASCADE, related_name="+")
+    cell = models.DateTimeField()
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.CASCADE, related_name="relay_locks"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["professional", "cell"], name="one_appointment_per_relay_cell"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"relay {self.professional_id} at {self.cell:%Y-%m-%d %H:%M}"

@@ -10,10 +10,12 @@ booking wins and the others get `SlotTaken` with the nearest alternatives.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date, datetime, time, timedelta
 
 import phonenumbers
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -34,10 +36,14 @@ from .models import (
     AdvisorTimeLock,
     Appointment,
     Channel,
+    CommunicationMode,
     Motive,
     OpeningRange,
+    RelayTimeLock,
 )
 from .slots import Slot, SlotInvalid, nearest_slots, slot_decode, slot_still_free
+
+logger = logging.getLogger(__name__)
 
 LATEST_CHANGE = timedelta(hours=2)  # members cancel or move until 2 hours before
 MAX_UPCOMING = 3
@@ -106,6 +112,12 @@ class InvalidPeriod(AppointmentError):
     code = "invalid_period"
 
 
+class InvalidCommunicationMode(AppointmentError):
+    """A relay appointment needs a mode: lsf, ttrp or lfpc."""
+
+    code = "invalid_communication_mode"
+
+
 # --- reading -------------------------------------------------------------------------------
 
 
@@ -164,14 +176,19 @@ def appointment_book(
     motive_code: str,
     channel: str,
     message: str = "",
+    communication_mode: str = "",
     ip: str | None = None,
     now: datetime | None = None,
 ) -> Appointment:
+    """Book a slot. A relay appointment (`channel="relay"`) takes, in the same
+    transaction, the advisor's time and a relay professional of the mode."""
     member = account.member
     motive = motive_get(motive_code)
     if channel not in motive.channels:
         raise InvalidChannel()
-    ref = _slot_ref(slot_id, motive=motive, channel=channel)
+    if (channel == Channel.RELAY) != (communication_mode in CommunicationMode.values):
+        raise InvalidCommunicationMode()
+    ref = _slot_ref(slot_id, motive=motive, channel=channel, mode=communication_mode)
     if channel == Channel.PHONE and not account.mobile_phone:
         raise PhoneRequired()
     message = _message_clean(message)
@@ -190,8 +207,12 @@ def appointment_book(
                 starts_at=slot.start,
                 ends_at=slot.end,
                 message=message,
+                communication_mode=communication_mode,
             )
             _locks_take(appointment)
+            if channel == Channel.RELAY:
+                _relay_take(appointment, member.cpam)
+                _relay_link(appointment, "booked")
             record(
                 action="appointment.booked",
                 actor=f"account:{account.pk}",
@@ -223,7 +244,7 @@ def appointment_cancel(
         appointment.status = Appointment.Status.CANCELLED_BY_MEMBER
         appointment.cancelled_at = now
         appointment.save(update_fields=["status", "cancelled_at", "updated_at"])
-        appointment.locks.all().delete()
+        _time_release(appointment)
         record(
             action="appointment.cancelled",
             actor=f"account:{account.pk}",
@@ -264,7 +285,7 @@ def appointment_reschedule(
             if appointment.starts_at - now < LATEST_CHANGE:
                 raise TooLate()
             previous = {"start": appointment.starts_at.isoformat(), "channel": appointment.channel}
-            appointment.locks.all().delete()
+            _time_release(appointment)
             slot = _slot_take_check(ref, member=member, motive=motive, now=now, moving=appointment)
             appointment.advisor_id = slot.advisor_id
             appointment.site_id = slot.site_id
@@ -272,8 +293,15 @@ def appointment_reschedule(
             appointment.starts_at = slot.start
             appointment.ends_at = slot.end
             appointment.sequence += 1
+            appointment.communication_mode = ref.mode
+            if ref.channel != Channel.RELAY:
+                appointment.relay_professional = None
+                appointment.video_url = ""
             appointment.save()
             _locks_take(appointment)
+            if ref.channel == Channel.RELAY:
+                _relay_take(appointment, member.cpam)
+                _relay_link(appointment, "rescheduled")
             record(
                 action="appointment.rescheduled",
                 actor=f"account:{account.pk}",
@@ -535,12 +563,12 @@ def appointment_remind(*, appointment_id: int, sequence: int, now: datetime | No
 # --- internals ------------------------------------------------------------------------------
 
 
-def _slot_ref(slot_id: str, *, motive: Motive, channel: str):
+def _slot_ref(slot_id: str, *, motive: Motive, channel: str, mode: str = ""):
     try:
         ref = slot_decode(slot_id)
     except SlotInvalid:
         raise InvalidSlot() from None
-    if ref.motive_id != motive.pk or ref.channel != channel:
+    if ref.motive_id != motive.pk or ref.channel != channel or ref.mode != mode:
         raise InvalidSlot()
     return ref
 
@@ -600,6 +628,129 @@ def _locks_take(appointment: Appointment) -> None:
         raise SlotTaken() from None
 
 
+def _time_release(appointment: Appointment) -> None:
+    """Free the advisor's and the relay professional's time; tell the relay provider."""
+    appointment.locks.all().delete()
+    if appointment.relay_professional_id:
+        appointment.relay_locks.all().delete()
+        if appointment.status != Appointment.Status.BOOKED:
+            _relay_link(appointment, "cancelled")
+
+
+def _relay_take(appointment: Appointment, cpam) -> None:
+    """Hold a relay professional of the appointment's mode for its time, or raise SlotTaken.
+
+    Tries the professionals free then, one after another: the database's
+    unique constraint decides between concurrent bookings, as for advisors.
+    """
+    from .relay import relay_starts
+    from .slots import _cell_of
+
+    tz = calendar.zone(cpam)
+    local = appointment.starts_at.astimezone(tz)
+    day = local.date()
+    k = (appointment.ends_at - appointment.starts_at) // timedelta(minutes=CELL_MINUTES)
+    _, per_pro = relay_starts(
+        mode=appointment.communication_mode,
+        days=[day],
+        tz=tz,
+        k=k,
+        window_start=datetime.combine(day, time.min, tz),
+        window_end=datetime.combine(day + timedelta(days=1), time.min, tz),
+        ignore=appointment.pk,
+    )
+    bit = 1 << _cell_of(appointment.starts_at, day, tz)
+    candidates = sorted(pro for (pro, _), run in per_pro.items() if run & bit)
+    step = timedelta(minutes=CELL_MINUTES)
+    for professional_id in candidates:
+        cells = []
+        cell = appointment.starts_at
+        while cell < appointment.ends_at:
+            cells.append(
+                RelayTimeLock(professional_id=professional_id, cell=cell, appointment=appointment)
+            )
+            cell += step
+        try:
+            with transaction.atomic():
+                RelayTimeLock.objects.bulk_create(cells)
+        except IntegrityError:
+            continue
+        appointment.relay_professional_id = professional_id
+        appointment.save(update_fields=["relay_professional", "updated_at"])
+        return
+    raise SlotTaken()
+
+
+def _relay_link(appointment: Appointment, event: str) -> None:
+    """The video-call link: at once from the builtin provider, later from a webhook."""
+    from .relay import provider
+    from .tasks import relay_notify
+
+    relay = provider()
+    if relay.immediate:
+        if event in ("booked", "rescheduled") and not appointment.video_url:
+            appointment.video_url = relay.link(appointment)
+            appointment.save(update_fields=["video_url", "updated_at"])
+        return
+    relay_notify.enqueue(
+        appointment_id=appointment.pk, event=event, sequence=appointment.sequence, attempt=1
+    )
+
+
+def relay_notify_run(*, appointment_id: int, event: str, sequence: int, attempt: int) -> None:
+    """POST one event to the relay provider; retry with backoff; store the link it gives."""
+    from portal.notifications.services import retry_delay
+
+    from .relay import provider
+    from .tasks import relay_notify
+
+    appointment = (
+        Appointment.objects.select_related("motive", "member").filter(pk=appointment_id).first()
+    )
+    if appointment is None:
+        return
+    if event != "cancelled" and (
+        appointment.status != Appointment.Status.BOOKED or appointment.sequence != sequence
+    ):
+        return  # moved or cancelled since: that change sent its own event
+    try:
+        link = provider().notify(event, appointment)
+    except Exception as exc:  # noqa: BLE001 (any failure of the provider is retried)
+        if attempt >= settings.RELAY_WEBHOOK_MAX_ATTEMPTS:
+            logger.error("relay %s of appointment %s given up: %s", event, appointment.pk, exc)
+            record(
+                action="appointment.relay.failed",
+                actor="system",
+                member=appointment.member,
+                data={**_audit_data(appointment), "event": event, "attempts": attempt},
+            )
+            return
+        logger.warning(
+            "relay %s of appointment %s failed (attempt %s)", event, appointment.pk, attempt
+        )
+        relay_notify.using(run_after=timezone.now() + retry_delay(attempt)).enqueue(
+            appointment_id=appointment_id, event=event, sequence=sequence, attempt=attempt + 1
+        )
+        return
+    with transaction.atomic():
+        appointment = _locked(appointment)
+        record(
+            action="appointment.relay.notified",
+            actor="system",
+            member=appointment.member,
+            data={**_audit_data(appointment), "event": event, "attempts": attempt},
+        )
+        if not link or appointment.status != Appointment.Status.BOOKED:
+            return
+        if appointment.sequence != sequence or appointment.video_url == link:
+            return
+        appointment.video_url = link
+        appointment.save(update_fields=["video_url", "updated_at"])
+        account = _live_account(appointment.member)
+        if account is not None:
+            _email(account, appointment, "appointment_video_link", with_ics=False)
+
+
 def _locked(appointment: Appointment, member: Member | None = None) -> Appointment:
     rows = Appointment.objects.select_for_update().filter(pk=appointment.pk)
     if member is not None:
@@ -617,7 +768,7 @@ def _fund_cancel(appointment: Appointment, *, reason: str, actor: str, ip: str |
     appointment.cancel_reason = reason
     appointment.cancelled_at = timezone.now()
     appointment.save(update_fields=["status", "cancel_reason", "cancelled_at", "updated_at"])
-    appointment.locks.all().delete()
+    _time_release(appointment)
     record(
         action="appointment.cancelled_by_fund",
         actor=actor,
@@ -633,6 +784,7 @@ def _fund_cancel(appointment: Appointment, *, reason: str, actor: str, ip: str |
             channel=appointment.channel,
             near=appointment.starts_at,
             site_id=appointment.site_id if appointment.channel == Channel.ON_SITE else None,
+            mode=appointment.communication_mode,
         )
         _email(
             account,
@@ -652,7 +804,12 @@ def _alternatives(member, motive, channel, ref, now) -> list[Slot]:
             Advisor.objects.filter(pk=ref.advisor_id).values_list("site_id", flat=True).first()
         )
     return nearest_slots(
-        cpam=member.cpam, motive=motive, channel=channel, near=ref.start, site_id=site_id
+        cpam=member.cpam,
+        motive=motive,
+        channel=channel,
+        near=ref.start,
+        site_id=site_id,
+        mode=ref.mode,
     )
 
 
@@ -696,6 +853,10 @@ def _context(appointment: Appointment) -> dict:
         "local_start": local,
         "local_end": appointment.ends_at.astimezone(tz),
         "tz_name": tz.key,
+        "is_relay": appointment.channel == Channel.RELAY,
+        "mode_label": CommunicationMode(appointment.communication_mode).label
+        if appointment.communication_mode
+        else "",
         "phone_display": _phone_display(account_phone(appointment.member)),
     }
 

@@ -26,7 +26,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import calendar
-from .models import CELL_MINUTES, Absence, Advisor, Appointment, Channel, Motive, OpeningRange
+from .models import (
+    CELL_MINUTES,
+    Absence,
+    Advisor,
+    Appointment,
+    Channel,
+    CommunicationMode,
+    Motive,
+    OpeningRange,
+)
 
 CELLS_PER_DAY = 24 * 60 // CELL_MINUTES
 FULL_DAY = (1 << CELLS_PER_DAY) - 1
@@ -47,11 +56,13 @@ class Slot:
     site_id: int
     motive_id: int
     channel: str
+    mode: str = ""  # relay appointments: lsf, ttrp or lfpc
 
     @property
     def id(self) -> str:
         minute = int(self.start.timestamp()) // 60
-        value = f"{self.motive_id}.{self.channel}.{self.advisor_id}.{minute}"
+        channel = f"{self.channel}-{self.mode}" if self.mode else self.channel
+        value = f"{self.motive_id}.{channel}.{self.advisor_id}.{minute}"
         return signing.Signer(salt=SLOT_SALT).sign(value)
 
 
@@ -63,16 +74,20 @@ class SlotRef:
     channel: str
     advisor_id: int
     start: datetime
+    mode: str = ""
 
 
 def slot_decode(slot_id: str) -> SlotRef:
     try:
         value = signing.Signer(salt=SLOT_SALT).unsign(str(slot_id))
         motive_id, channel, advisor_id, minute = value.split(".")
-        if channel not in Channel.values:
+        channel, _, mode = channel.partition("-")
+        if channel not in Channel.values or (mode and channel != Channel.RELAY):
             raise ValueError(channel)
+        if (channel == Channel.RELAY) != (mode in CommunicationMode.values):
+            raise ValueError(mode)
         start = datetime.fromtimestamp(int(minute) * 60, tz=UTC)
-        return SlotRef(int(motive_id), channel, int(advisor_id), start)
+        return SlotRef(int(motive_id), channel, int(advisor_id), start, mode)
     except (signing.BadSignature, ValueError, OverflowError) as exc:
         raise SlotInvalid("invalid slot") from exc
 
@@ -97,25 +112,30 @@ def free_slots(
     now: datetime | None = None,
     per_advisor: bool = False,
     ignore: int | None = None,
+    mode: str = "",
 ) -> list[Slot]:
     """The free slots from day `start` to day `end` (inclusive), in time order.
 
     Days outside the motive's notice and horizon give nothing. With
     `per_advisor`, every advisor's free slots are listed (the booking's
     check); otherwise one per start time. The appointment `ignore` does not
-    count as busy (the one being moved).
+    count as busy (the one being moved). A relay appointment (`channel`
+    "relay") needs the `mode` (lsf, ttrp, lfpc): its slots are the advisors'
+    free times when a relay professional of that mode is free too.
     """
     now = now or timezone.now()
     first, last = bookable_days(cpam, motive, now)
     start, end = max(start, first), min(end, last)
     if start > end or channel not in motive.channels:
         return []
+    if (channel == Channel.RELAY) != (mode in CommunicationMode.values):
+        return []
     tz = calendar.zone(cpam)
     cacheable = not per_advisor and advisor_ids is None and ignore is None
     # A search that includes today depends on the minute: never cached.
     cacheable = cacheable and start > now.astimezone(tz).date()
     if cacheable:
-        key = _cache_key(cpam.pk, motive, channel, site_id, start, end)
+        key = _cache_key(cpam.pk, motive, channel, site_id, start, end, mode)
         cached = cache.get(key)
         if cached is not None:
             return [
@@ -126,6 +146,7 @@ def free_slots(
                     site,
                     motive.pk,
                     channel,
+                    mode,
                 )
                 for s, e, advisor_id, site in cached
             ]
@@ -141,6 +162,7 @@ def free_slots(
         per_advisor=per_advisor,
         ignore=ignore,
         tz=tz,
+        mode=mode,
     )
     if cacheable:
         rows = [
@@ -152,7 +174,7 @@ def free_slots(
 
 
 def _free_slots(
-    *, cpam, motive, channel, start, end, site_id, advisor_ids, now, per_advisor, ignore, tz
+    *, cpam, motive, channel, start, end, site_id, advisor_ids, now, per_advisor, ignore, tz, mode
 ):
     advisors = Advisor.objects.filter(
         staff__cpam=cpam, staff__is_active=True, motives=motive, **{channel: True}
@@ -208,6 +230,21 @@ def _free_slots(
                 base[day][advisor_id] = (free, grid & after)
                 union |= grid & after
         possible[day] = union
+    relay_ok: dict[date, int] = {}
+    if channel == Channel.RELAY:
+        from .relay import relay_starts
+
+        relay_ok, _ = relay_starts(
+            mode=mode,
+            days=days,
+            tz=tz,
+            k=k,
+            window_start=window_start,
+            window_end=window_end,
+            ignore=ignore,
+        )
+        for day in days:
+            possible[day] &= relay_ok[day]
     covered = dict.fromkeys(days, 0)
     pending = [day for day in days if possible[day]]
 
@@ -245,6 +282,8 @@ def _free_slots(
                 for i in range(1, k):
                     run &= free >> i
                 starts = run & grid
+                if channel == Channel.RELAY:
+                    starts &= relay_ok[day]
                 if not per_advisor:
                     starts &= ~covered[day]
                     covered[day] |= starts
@@ -264,6 +303,7 @@ def _free_slots(
                             sites[advisor_id],
                             motive.pk,
                             channel,
+                            mode,
                         )
                     )
         if not per_advisor:
@@ -361,10 +401,10 @@ def availability_changed(cpam_id: int | None) -> None:
     transaction.on_commit(bump)
 
 
-def _cache_key(cpam_id, motive, channel, site_id, start, end) -> str:
+def _cache_key(cpam_id, motive, channel, site_id, start, end, mode) -> str:
     version = availability_version(cpam_id)
     return (
-        f"agenda:s:{cpam_id}:{version}:{motive.pk}:{motive.duration_minutes}:{channel}:"
+        f"agenda:s:{cpam_id}:{version}:{motive.pk}:{motive.duration_minutes}:{channel}{mode}:"
         f"{site_id or ''}:{start.isoformat()}:{end.isoformat()}"
     )
 
@@ -389,6 +429,7 @@ def slot_still_free(
         now=now,
         per_advisor=True,
         ignore=ignore,
+        mode=slot.mode,
     ):
         if candidate.start == slot.start:
             return candidate
@@ -403,6 +444,7 @@ def nearest_slots(
     near: datetime,
     site_id: int | None = None,
     count: int = 3,
+    mode: str = "",
 ) -> list[Slot]:
     """The free slots closest in time to `near`, for a member whose slot was taken."""
     day = near.astimezone(calendar.zone(cpam)).date()
@@ -413,6 +455,7 @@ def nearest_slots(
         start=day - timedelta(days=7),
         end=day + timedelta(days=7),
         site_id=site_id,
+        mode=mode,
     )
     found.sort(key=lambda s: (abs((s.start - near).total_seconds()), s.start))
     return sorted(found[:count])
