@@ -12,22 +12,23 @@ import uuid
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 CELL_MINUTES = 5
 
 
 class Channel(models.TextChoices):
-    PHONE = "phone", "Entretien téléphonique"
-    ON_SITE = "on_site", "Sur place"
-    RELAY = "relay", "Entretien en visio avec interprétation / transcription"
+    PHONE = "phone", _("Entretien téléphonique")
+    ON_SITE = "on_site", _("Sur place")
+    RELAY = "relay", _("Entretien en visio avec interprétation / transcription")
 
 
 class CommunicationMode(models.TextChoices):
     """How a deaf or hard-of-hearing member talks with the advisor, through the relay service."""
 
-    LSF = "lsf", "Langue des signes française (LSF)"
-    TTRP = "ttrp", "Transcription en temps réel de la parole (TTRP)"
-    LFPC = "lfpc", "Langue française parlée complétée (LfPC)"
+    LSF = "lsf", _("Langue des signes française (LSF)")
+    TTRP = "ttrp", _("Transcription en temps réel de la parole (TTRP)")
+    LFPC = "lfpc", _("Langue française parlée complétée (LfPC)")
 
 
 class Site(models.Model):
@@ -125,13 +126,13 @@ class OpeningRange(models.Model):
     """A weekly range when an advisor takes appointments, in the office's wall-clock time."""
 
     class Weekday(models.IntegerChoices):
-        MONDAY = 0, "lundi"
-        TUESDAY = 1, "mardi"
-        WEDNESDAY = 2, "mercredi"
-        THURSDAY = 3, "jeudi"
-        FRIDAY = 4, "vendredi"
-        SATURDAY = 5, "samedi"
-        SUNDAY = 6, "dimanche"
+        MONDAY = 0, _("lundi")
+        TUESDAY = 1, _("mardi")
+        WEDNESDAY = 2, _("mercredi")
+        THURSDAY = 3, _("jeudi")
+        FRIDAY = 4, _("vendredi")
+        SATURDAY = 5, _("samedi")
+        SUNDAY = 6, _("dimanche")
 
     advisor = models.ForeignKey(Advisor, on_delete=models.CASCADE, related_name="ranges")
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
@@ -223,11 +224,11 @@ class RelayRange(models.Model):
 
 class Appointment(models.Model):
     class Status(models.TextChoices):
-        BOOKED = "booked", "Confirmé"
-        DONE = "done", "Effectué"
-        NO_SHOW = "no_show", "Absent ou sans réponse"
-        CANCELLED_BY_MEMBER = "cancelled_by_member", "Annulé par l’assuré"
-        CANCELLED_BY_FUND = "cancelled_by_fund", "Annulé par la caisse"
+        BOOKED = "booked", _("Confirmé")
+        DONE = "done", _("Effectué")
+        NO_SHOW = "no_show", _("Absent ou sans réponse")
+        CANCELLED_BY_MEMBER = "cancelled_by_member", _("Annulé par l’assuré")
+        CANCELLED_BY_FUND = "cancelled_by_fund", _("Annulé par la caisse")
 
     # What members, the API and the .ics see: never the sequential key.
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
