@@ -5,13 +5,16 @@ calendar updates the event when it is moved and removes it when it is
 cancelled, instead of piling up copies.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from .models import Appointment, Channel
+
+UTC = dt_timezone.utc  # datetime.UTC needs Python 3.11
 
 CONTENT_TYPE_REQUEST = "text/calendar; charset=utf-8; method=REQUEST"
 CONTENT_TYPE_CANCEL = "text/calendar; charset=utf-8; method=CANCEL"

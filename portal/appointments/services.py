@@ -112,6 +112,20 @@ class InvalidPeriod(AppointmentError):
     code = "invalid_period"
 
 
+class ReasonRequired(AppointmentError):
+    code = "reason_required"
+
+
+class InvalidOutcome(AppointmentError):
+    code = "invalid_outcome"
+
+
+class NotStarted(AppointmentError):
+    """An outcome is recorded once the appointment has started."""
+
+    code = "not_started"
+
+
 class InvalidCommunicationMode(AppointmentError):
     """A relay appointment needs a mode: lsf, ttrp or lfpc."""
 
@@ -279,6 +293,9 @@ def appointment_reschedule(
     try:
         with transaction.atomic():
             Member.objects.select_for_update().filter(pk=member.pk).first()
+            # The advisors before the appointment, as `absence_add` does: no deadlock.
+            for advisor_id in sorted({appointment.advisor_id, ref.advisor_id}):
+                _advisor_share_lock(advisor_id)
             appointment = _locked(appointment, member=member)
             if not appointment.is_open or appointment.starts_at <= now:
                 raise NotOpen()
@@ -328,11 +345,11 @@ def appointment_cancel_by_fund(
         raise PermissionDenied
     reason = " ".join(str(reason).split())[:FUND_CANCEL_REASON_MAX_LENGTH]
     if not reason:
-        raise AppointmentError("reason required")
+        raise ReasonRequired()
     with transaction.atomic():
         appointment = _locked(appointment)
-        if not appointment.is_open:
-            raise NotOpen()
+        if not appointment.is_open or appointment.ends_at <= timezone.now():
+            raise NotOpen()  # a past appointment gets an outcome, not a cancellation
         _fund_cancel(appointment, reason=reason, actor=staff.actor, ip=ip)
     return appointment
 
@@ -350,7 +367,7 @@ def appointment_outcome_record(
     if not perms.can_record_outcome(staff, appointment):
         raise PermissionDenied
     if outcome not in (Appointment.Status.DONE, Appointment.Status.NO_SHOW):
-        raise AppointmentError("invalid outcome")
+        raise InvalidOutcome()
     now = now or timezone.now()
     with transaction.atomic():
         appointment = _locked(appointment)
@@ -361,7 +378,7 @@ def appointment_outcome_record(
         ):
             raise NotOpen()
         if appointment.starts_at > now:
-            raise AppointmentError("not started")
+            raise NotStarted()
         appointment.status = outcome
         appointment.outcome_note = str(note).strip()[:5000]
         appointment.save(update_fields=["status", "outcome_note", "updated_at"])
@@ -404,17 +421,7 @@ def absence_add(
             reason=str(reason).strip()[:200],
             created_by=staff.actor,
         )
-        record(
-            action="appointment.absence.added",
-            actor=staff.actor,
-            ip=ip,
-            data={
-                "advisor": advisor.pk,
-                "absence": absence.pk,
-                "from": starts_at.isoformat(),
-                "to": ends_at.isoformat(),
-            },
-        )
+        # Row locks first, the audit chain's lock last (see `record`).
         affected = list(
             Appointment.objects.select_for_update()
             .filter(
@@ -424,6 +431,18 @@ def absence_add(
                 ends_at__gt=starts_at,
             )
             .order_by("starts_at")
+        )
+        record(
+            action="appointment.absence.added",
+            actor=staff.actor,
+            ip=ip,
+            data={
+                "advisor": advisor.pk,
+                "absence": absence.pk,
+                "from": starts_at.isoformat(),
+                "to": ends_at.isoformat(),
+                "cancelled": len(affected),
+            },
         )
         for appointment in affected:
             _fund_cancel(
@@ -464,6 +483,10 @@ def opening_range_add(
         raise PermissionDenied
     if end_time <= start_time or weekday not in range(7) or channel not in ("", *Channel.values):
         raise InvalidPeriod()
+    if any(t.minute % CELL_MINUTES or t.second or t.microsecond for t in (start_time, end_time)):
+        raise InvalidPeriod()  # ranges follow the 5-minute cells of the agenda
+    if channel and not getattr(advisor, channel):
+        raise InvalidChannel()
     if valid_from and valid_until and valid_until < valid_from:
         raise InvalidPeriod()
     with transaction.atomic():
@@ -763,21 +786,17 @@ def _locked(appointment: Appointment, member: Member | None = None) -> Appointme
     )
 
 
-def _fund_cancel(appointment: Appointment, *, reason: str, actor: str, ip: str | None) -> None:
+def _fund_cancel(appointment: Appointment, *, reason: str, actor: str, ip: str | None) -> bool:
+    """Cancel for the fund and tell the member; False when they have no account to tell."""
     appointment.status = Appointment.Status.CANCELLED_BY_FUND
     appointment.cancel_reason = reason
     appointment.cancelled_at = timezone.now()
     appointment.save(update_fields=["status", "cancel_reason", "cancelled_at", "updated_at"])
     _time_release(appointment)
-    record(
-        action="appointment.cancelled_by_fund",
-        actor=actor,
-        member=appointment.member,
-        ip=ip,
-        data=_audit_data(appointment),
-    )
     account = _live_account(appointment.member)
+    alternatives = []
     if account is not None:
+        # Before the audit entry: the search must not run under the chain's lock.
         alternatives = nearest_slots(
             cpam=appointment.member.cpam,
             motive=appointment.motive,
@@ -786,6 +805,14 @@ def _fund_cancel(appointment: Appointment, *, reason: str, actor: str, ip: str |
             site_id=appointment.site_id if appointment.channel == Channel.ON_SITE else None,
             mode=appointment.communication_mode,
         )
+    record(
+        action="appointment.cancelled_by_fund",
+        actor=actor,
+        member=appointment.member,
+        ip=ip,
+        data={**_audit_data(appointment), "member_notified": account is not None},
+    )
+    if account is not None:
         _email(
             account,
             appointment,
@@ -795,6 +822,7 @@ def _fund_cancel(appointment: Appointment, *, reason: str, actor: str, ip: str |
                 "alternatives": [_slot_context(s, appointment.member.cpam) for s in alternatives]
             },
         )
+    return account is not None
 
 
 def _alternatives(member, motive, channel, ref, now) -> list[Slot]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 
 from django.core import signing
 from django.core.cache import cache
@@ -37,6 +38,7 @@ from .models import (
     OpeningRange,
 )
 
+UTC = dt_timezone.utc  # datetime.UTC needs Python 3.11
 CELLS_PER_DAY = 24 * 60 // CELL_MINUTES
 FULL_DAY = (1 << CELLS_PER_DAY) - 1
 SLOT_SALT = "portal.appointments.slot"
@@ -196,7 +198,8 @@ def _free_slots(
         .values_list("advisor_id", "weekday", "start_time", "end_time", "valid_from", "valid_until")
     ):
         advisor_id, weekday, t0, t1, valid_from, valid_until = row
-        ranges[advisor_id].append((weekday, _cell(t0), _cell(t1, up=True), valid_from, valid_until))
+        # A range covers only the whole cells inside it: 09:03–11:57 is 09:05–11:55.
+        ranges[advisor_id].append((weekday, _cell(t0, up=True), _cell(t1), valid_from, valid_until))
     absences = defaultdict(list)  # advisor -> [(start, end)]
     for advisor_id, s, e in Absence.objects.filter(
         advisor_id__in=sites, starts_at__lt=window_end, ends_at__gt=window_start

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, staff_views, views
+from . import audit_views, planning_views, staff_views, views
 
 app_name = "console"
 
@@ -22,4 +22,43 @@ urlpatterns = [
     path("equipe/<int:staff_id>/acces/", staff_views.staff_active, name="staff_active"),
     path("equipe/<int:staff_id>/enrolement/", staff_views.staff_enrolment, name="staff_enrolment"),
     path("journal/export.csv", audit_views.audit_export, name="audit_export"),
+    # --- Mon agenda, the advisor side (planning, appointments, availability) ---
+    path("planning/", planning_views.planning, name="planning"),
+    path("planning/conseillers/", planning_views.advisor_list, name="planning_advisors"),
+    path(
+        "planning/conseillers/<int:advisor_id>/",
+        planning_views.advisor_availability,
+        name="planning_advisor",
+    ),
+    path(
+        "planning/conseillers/<int:advisor_id>/plages/",
+        planning_views.range_add,
+        name="planning_range_add",
+    ),
+    path(
+        "planning/conseillers/<int:advisor_id>/plages/<int:range_id>/suppression/",
+        planning_views.range_delete,
+        name="planning_range_delete",
+    ),
+    path(
+        "planning/conseillers/<int:advisor_id>/absences/",
+        planning_views.absence_add,
+        name="planning_absence_add",
+    ),
+    path(
+        "planning/conseillers/<int:advisor_id>/absences/<int:absence_id>/suppression/",
+        planning_views.absence_delete,
+        name="planning_absence_delete",
+    ),
+    path("rendez-vous/<uuid:public_id>/", planning_views.appointment_view, name="appointment"),
+    path(
+        "rendez-vous/<uuid:public_id>/resultat/",
+        planning_views.appointment_outcome,
+        name="appointment_outcome",
+    ),
+    path(
+        "rendez-vous/<uuid:public_id>/annulation/",
+        planning_views.appointment_cancel,
+        name="appointment_cancel",
+    ),
 ]

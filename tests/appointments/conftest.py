@@ -5,7 +5,8 @@ in Paris, so the first bookable day (one working day of notice) is Tuesday 3
 November and the horizon (42 days) ends on Monday 14 December.
 """
 
-from datetime import UTC, datetime, time
+from datetime import datetime, time
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +16,8 @@ from portal.appointments.models import Advisor, Motive, OpeningRange, Site
 from portal.members.models import Cpam
 from tests.console.conftest import make_staff
 from tests.factories import AccountFactory, CpamFactory, MemberFactory
+
+UTC = dt_timezone.utc  # datetime.UTC needs Python 3.11
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=PARIS)

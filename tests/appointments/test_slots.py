@@ -1,6 +1,7 @@
 """The free-slot computation: ranges, notice, horizon, holidays, absences, bookings, time zones."""
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +11,8 @@ from portal.appointments import calendar, slots
 from portal.appointments.models import Absence, Appointment, Motive, OpeningRange
 from portal.members.models import Cpam
 from tests.appointments.conftest import make_advisor, paris, utc
+
+UTC = dt_timezone.utc  # datetime.UTC needs Python 3.11
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,7 @@
 """Each named permission of the back office, for every role and the cases that must say no."""
 
 import inspect
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -55,9 +56,21 @@ def ask(name, who, member_cpam=OWN_CPAM):
     return function(who)
 
 
+# Permissions on appointments and advisors rather than members: their own matrix.
+AGENDA = {
+    "can_view_planning",
+    "can_view_appointment",
+    "can_record_outcome",
+    "can_cancel_appointment",
+    "can_manage_availability",
+}
+
+
 def test_the_table_covers_every_permission():
     names = {name for name, _ in inspect.getmembers(perms, inspect.isfunction)}
-    assert {name for name in names if name.startswith("can_")} == set(TABLE)
+    assert {name for name in names if name.startswith("can_")} == set(TABLE) | AGENDA
+    agenda_matrix = (Path(__file__).parent / "test_planning_perms.py").read_text()
+    assert all(name in agenda_matrix for name in AGENDA)
 
 
 @pytest.mark.parametrize("role", ROLES)
