@@ -427,3 +427,52 @@ def test_a_cancellation_frees_the_slot(advisor, account):
     assert appointment.starts_at not in starts()
     cancel(logged_in(advisor.staff), appointment, "Réunion de service")
     assert appointment.starts_at in starts()
+
+
+def test_a_relay_appointment_shows_the_mode_prominently_and_the_video_link(db):
+    """The advisor sees the mode (LSF, TTRP, LfPC) and the room, and no number to call."""
+    from datetime import time
+
+    import time_machine
+
+    from portal.appointments import services, slots
+    from portal.appointments.models import Motive, RelayProfessional, RelayRange
+    from tests.appointments.conftest import make_advisor, paris
+    from tests.console.conftest import staff_login
+    from tests.factories import AccountFactory, CpamFactory, MemberFactory
+
+    cpam = CpamFactory()
+    motive = Motive.objects.get(code="arret-travail-ij")
+    advisor = make_advisor(cpam, ranges=((time(9), time(12)),))
+    advisor.relay = True
+    advisor.save()
+    interpreter = RelayProfessional.objects.create(name="Interprète", lsf=True)
+    RelayRange.objects.create(
+        professional=interpreter, weekday=3, start_time=time(8), end_time=time(18)
+    )
+    account = AccountFactory(member=MemberFactory(cpam=cpam))
+    with time_machine.travel(paris(2026, 11, 2, 10), tick=False):
+        day = paris(2026, 11, 5).date()
+        [slot, *_] = slots.free_slots(
+            cpam=cpam, motive=motive, channel="relay", mode="lsf", start=day, end=day
+        )
+        appointment = services.appointment_book(
+            account=account,
+            slot_id=slot.id,
+            motive_code=motive.code,
+            channel="relay",
+            communication_mode="lsf",
+        )
+    with time_machine.travel(paris(2026, 11, 5, 8), tick=False):
+        from django.test import Client
+
+        client = Client()
+        staff_login(client, advisor.staff)
+        planning = client.get("/conseiller/planning/?jour=2026-11-05").content.decode()
+        page = client.get(f"/conseiller/rendez-vous/{appointment.public_id}/").content.decode()
+    assert "Langue des signes française (LSF)" in planning
+    assert appointment.video_url in planning
+    assert "tel:" not in planning
+    assert "Entretien en visio avec le service relais : Langue des signes française (LSF)" in page
+    assert appointment.video_url in page
+    assert "ne pas appeler" in page
