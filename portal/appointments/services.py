@@ -136,7 +136,10 @@ class InvalidCommunicationMode(AppointmentError):
 
 
 def motive_get(code: str) -> Motive:
-    motive = Motive.objects.filter(code=str(code), is_active=True).first()
+    code = str(code)
+    if len(code) > 40 or "\x00" in code:  # PostgreSQL refuses NUL in text
+        raise InvalidMotive()
+    motive = Motive.objects.filter(code=code, is_active=True).first()
     if motive is None:
         raise InvalidMotive()
     return motive
@@ -286,7 +289,13 @@ def appointment_reschedule(
         ref = slot_decode(slot_id)
     except SlotInvalid:
         raise InvalidSlot() from None
-    if ref.motive_id != motive.pk or ref.channel not in motive.channels:
+    # A move keeps the motive, the type of interview and the relay mode, and changes the time.
+    if (
+        ref.motive_id != motive.pk
+        or ref.channel != appointment.channel
+        or ref.mode != appointment.communication_mode
+        or ref.start == appointment.starts_at
+    ):
         raise InvalidSlot()
     if ref.channel == Channel.PHONE and not account.mobile_phone:
         raise PhoneRequired()
@@ -306,14 +315,9 @@ def appointment_reschedule(
             slot = _slot_take_check(ref, member=member, motive=motive, now=now, moving=appointment)
             appointment.advisor_id = slot.advisor_id
             appointment.site_id = slot.site_id
-            appointment.channel = slot.channel
             appointment.starts_at = slot.start
             appointment.ends_at = slot.end
             appointment.sequence += 1
-            appointment.communication_mode = ref.mode
-            if ref.channel != Channel.RELAY:
-                appointment.relay_professional = None
-                appointment.video_url = ""
             appointment.save()
             _locks_take(appointment)
             if ref.channel == Channel.RELAY:
@@ -329,7 +333,9 @@ def appointment_reschedule(
             _email(account, appointment, "appointment_rescheduled")
             _reminder_queue(appointment, now)
     except SlotTaken:
-        raise SlotTaken(_alternatives(member, motive, ref.channel, ref, now)) from None
+        alternatives = _alternatives(member, motive, ref.channel, ref, now)
+        own = appointment.starts_at
+        raise SlotTaken([s for s in alternatives if s.start != own]) from None
     appointment.refresh_from_db()
     return appointment
 

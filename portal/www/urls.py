@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import account, auth, demo, pages, payments, signup, space
+from .views import account, agenda, auth, demo, pages, payments, signup, space
 
 app_name = "www"
 
@@ -29,6 +29,21 @@ urlpatterns = [
         "indemnites/attestation.pdf",
         payments.allowance_certificate_pdf,
         name="allowance_certificate",
+    ),
+    path("agenda/", agenda.agenda, name="agenda"),
+    path("agenda/nouveau/", agenda.new, name="agenda_new"),
+    path("agenda/nouveau/type/", agenda.new_channel, name="agenda_new_channel"),
+    path("agenda/nouveau/lieu/", agenda.new_site, name="agenda_new_site"),
+    path("agenda/nouveau/creneau/", agenda.new_slot, name="agenda_new_slot"),
+    path("agenda/nouveau/confirmer/", agenda.new_confirm, name="agenda_new_confirm"),
+    path("agenda/<str:public_id>/confirmation/", agenda.confirmed, name="agenda_confirmed"),
+    path("agenda/<str:public_id>/rendez-vous.ics", agenda.ics_download, name="agenda_ics"),
+    path("agenda/<str:public_id>/annuler/", agenda.cancel, name="agenda_cancel"),
+    path("agenda/<str:public_id>/deplacer/", agenda.reschedule, name="agenda_reschedule"),
+    path(
+        "agenda/<str:public_id>/deplacer/confirmer/",
+        agenda.reschedule_confirm,
+        name="agenda_reschedule_confirm",
     ),
     path("mon-compte/", account.overview, name="account"),
     path("mon-compte/notifications/", account.notifications, name="account_notifications"),

@@ -382,3 +382,31 @@ def test_outcome_only_by_the_holding_advisor_once_started(cpam, motive, member_a
     assert (appointment.status, appointment.outcome_note) == ("no_show", "Pas de réponse")
     # The time stays held: nobody can book it after the fact.
     assert AdvisorTimeLock.objects.filter(appointment=appointment).count() == 4
+
+
+def test_a_move_keeps_the_type_of_interview_and_changes_the_time(
+    now, cpam, motive, advisor, member_account
+):
+    day = free(cpam, motive)
+    appointment = book(member_account, day[0], motive)
+    on_site = free(cpam, motive, day=date(2026, 11, 4), channel="on_site")[0]
+    with pytest.raises(services.InvalidSlot):
+        services.appointment_reschedule(
+            account=member_account, appointment=appointment, slot_id=on_site.id
+        )
+    # Its own time, through a slot id of the same advisor and start.
+    from portal.appointments.slots import Slot
+
+    same = Slot(day[0].start, day[0].end, advisor.pk, advisor.site_id, motive.pk, "phone")
+    with pytest.raises(services.InvalidSlot):
+        services.appointment_reschedule(
+            account=member_account, appointment=appointment, slot_id=same.id
+        )
+    appointment.refresh_from_db()
+    assert (appointment.channel, appointment.sequence) == ("phone", 0)
+
+
+def test_garbage_motive_codes_are_invalid_motives(db):
+    for code in ("", "x" * 41, "css\x00", "nope"):
+        with pytest.raises(services.InvalidMotive):
+            services.motive_get(code)
