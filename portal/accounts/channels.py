@@ -471,3 +471,39 @@ def account_notifications_set(*, account: Account, new_payments: bool, ip: str) 
         ip=ip,
         data={"new_payments": new_payments},
     )
+
+
+# --- communication need -------------------------------------------------------------------
+
+
+class InvalidCommunicationMode(ServiceError):
+    """Not a mode of the relay service (lsf, ttrp, lfpc), nor empty."""
+
+    code = "invalid_communication_mode"
+
+
+@transaction.atomic
+def account_communication_mode_set(*, account: Account, mode: str, ip: str) -> None:
+    """Declare (or withdraw, with "") the member's communication need: lsf, ttrp or lfpc.
+
+    Booking then offers the relay interview first with this mode chosen; the
+    member may still pick another type of interview. Raises
+    `InvalidCommunicationMode` for anything else. No change, no audit entry.
+    """
+    # The relay service's modes; imported here so that accounts does not load appointments.
+    from portal.appointments.models import CommunicationMode
+
+    mode = "" if mode is None else mode
+    if not isinstance(mode, str) or (mode and mode not in CommunicationMode.values):
+        raise InvalidCommunicationMode()
+    if account.communication_mode == mode:
+        return
+    Account.objects.filter(pk=account.pk).update(communication_mode=mode)
+    account.communication_mode = mode
+    record(
+        action="account.communication_mode.changed",
+        actor=_actor(account),
+        member=account.member,
+        ip=ip,
+        data={"communication_mode": mode},
+    )

@@ -23,6 +23,7 @@ from django.utils import timezone
 from portal.accounts.models import Account
 from portal.accounts.services import ServiceError
 from portal.audit.services import record
+from portal.core import metrics
 from portal.members.models import Member
 from portal.notifications.services import SmsError, email_send, sms_send
 from portal.staff import perms
@@ -239,6 +240,7 @@ def appointment_book(
             )
             _email(account, appointment, "appointment_booked")
             _reminder_queue(appointment, now)
+            metrics.appointment_booked(channel=channel)
     except SlotTaken:
         raise SlotTaken(_alternatives(member, motive, channel, ref, now)) from None
     return appointment

@@ -4,8 +4,8 @@ from functools import lru_cache
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from .models import Absence, Advisor, Appointment, OpeningRange, Site
-from .slots import availability_changed
+from .models import Absence, Advisor, Appointment, OpeningRange, RelayProfessional, RelayRange, Site
+from .slots import availability_changed, relay_availability_changed
 
 
 @lru_cache(maxsize=4096)
@@ -21,6 +21,12 @@ def _advisor_cpam(advisor_id: int) -> int | None:
 
 def _appointment_changed(sender, instance, **kwargs):
     availability_changed(_site_cpam(instance.site_id))
+    if instance.relay_professional_id:
+        relay_availability_changed()
+
+
+def _relay_changed(sender, instance, **kwargs):
+    relay_availability_changed()
 
 
 def _advisor_time_changed(sender, instance, **kwargs):
@@ -42,6 +48,8 @@ def connect() -> None:
         signal.connect(_advisor_time_changed, sender=Absence, dispatch_uid="agenda-absence")
         signal.connect(_advisor_time_changed, sender=OpeningRange, dispatch_uid="agenda-range")
         signal.connect(_advisor_changed, sender=Advisor, dispatch_uid="agenda-advisor")
+        signal.connect(_relay_changed, sender=RelayProfessional, dispatch_uid="agenda-relay-pro")
+        signal.connect(_relay_changed, sender=RelayRange, dispatch_uid="agenda-relay-range")
     m2m_changed.connect(
         _advisor_motives_changed, sender=Advisor.motives.through, dispatch_uid="agenda-motives"
     )

@@ -375,7 +375,8 @@ def _busy(advisor_ids, window_start, window_end, ignore, tz) -> dict:
 # Identical searches (many members looking at the same weeks) are served from
 # the cache until anything changes the office's availability: every save or
 # delete of an appointment, absence, opening range or advisor bumps the
-# office's version (at once, and again after the commit, so that a search
+# office's version (and relay searches also carry the relay service's
+# version, bumped by its professionals, their ranges and relay appointments) (at once, and again after the commit, so that a search
 # computed meanwhile from the old rows is not kept). With a cache shared by
 # all web processes (Redis in production) nothing stale is ever served; with
 # a per-process cache, another process may show a taken slot for at most
@@ -389,11 +390,20 @@ def availability_version(cpam_id: int) -> int:
     return cache.get(f"agenda:v:{cpam_id}", 0)
 
 
-def availability_changed(cpam_id: int | None) -> None:
-    if cpam_id is None:
-        return
-    key = f"agenda:v:{cpam_id}"
+RELAY_VERSION_KEY = "agenda:v:relay"
 
+
+def availability_changed(cpam_id: int | None) -> None:
+    if cpam_id is not None:
+        _bump(f"agenda:v:{cpam_id}")
+
+
+def relay_availability_changed() -> None:
+    """The relay service is shared by every office: its changes void every relay search."""
+    _bump(RELAY_VERSION_KEY)
+
+
+def _bump(key: str) -> None:
     def bump():
         try:
             cache.incr(key)
@@ -406,6 +416,8 @@ def availability_changed(cpam_id: int | None) -> None:
 
 def _cache_key(cpam_id, motive, channel, site_id, start, end, mode) -> str:
     version = availability_version(cpam_id)
+    if channel == Channel.RELAY:
+        version = f"{version}.{cache.get(RELAY_VERSION_KEY, 0)}"
     return (
         f"agenda:s:{cpam_id}:{version}:{motive.pk}:{motive.duration_minutes}:{channel}{mode}:"
         f"{site_id or ''}:{start.isoformat()}:{end.isoformat()}"

@@ -13,26 +13,44 @@ from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from portal.appointments.models import Channel
+from portal.appointments.models import Channel, CommunicationMode
 from portal.appointments.services import MESSAGE_MAX_LENGTH
 
-from .forms import BaseForm
+from .forms import MODES_NEEDING_A_CAMERA, BaseForm
 
 CHANNEL_LABELS = {
     Channel.PHONE: _("Entretien téléphonique"),
     Channel.ON_SITE: _("Sur place"),
+    Channel.RELAY: _("Entretien en visio avec interprétation / transcription"),
 }
 CHANNEL_HINTS = {
     Channel.PHONE: _(
         "Un conseiller vous appelle sur votre téléphone mobile, le jour et à l’heure choisis."
     ),
     Channel.ON_SITE: _("Vous êtes reçu(e) par un conseiller dans un accueil de votre caisse."),
+    Channel.RELAY: _(
+        "Pour les personnes sourdes ou malentendantes : un conseiller et un professionnel du "
+        "service relais (interprète en langue des signes, transcripteur ou codeur) vous "
+        "reçoivent en visio. Vous choisissez le mode à l’étape suivante ; aucun numéro de "
+        "téléphone n’est nécessaire."
+    ),
 }
 
 
 def booking_channels(motive) -> list[str]:
-    """The channels of the motive that this booking journey offers (phone, on site)."""
+    """The channels of the motive that this booking journey offers (phone, on site, relay)."""
     return [channel for channel in motive.channels if channel in CHANNEL_LABELS]
+
+
+def mode_parse(value) -> str:
+    """A relay mode from the address or the account (`lsf`, `ttrp`, `lfpc`); "" for anything
+    else."""
+    value = str(value)[:10]
+    return value if value in CommunicationMode.values else ""
+
+
+def mode_needs_camera(mode: str) -> bool:
+    return mode in MODES_NEEDING_A_CAMERA
 
 
 # The longest value worth reading from the address; anything longer is garbage.
@@ -62,14 +80,12 @@ class MotiveChoiceForm(forms.Form):
 
 
 class ChannelChoiceForm(forms.Form):
-    """Step 2: phone or on site, among the channels the motive allows (`type`)."""
+    """Step 2: phone, on site or relay, among the channels the motive allows (`type`)."""
 
     type = forms.ChoiceField(
         label=_("Type de rendez-vous"),
         error_messages={
-            "required": _(
-                "Choisissez le type de rendez-vous : entretien téléphonique ou sur place."
-            ),
+            "required": _("Choisissez le type de rendez-vous dans la liste."),
             "invalid_choice": _(
                 "Ce type de rendez-vous n’est pas proposé pour ce motif. Choisissez l’un des "
                 "types de la liste."
@@ -80,6 +96,24 @@ class ChannelChoiceForm(forms.Form):
     def __init__(self, *args, motive, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["type"].choices = [(c, CHANNEL_LABELS[c]) for c in booking_channels(motive)]
+
+
+class ModeChoiceForm(forms.Form):
+    """Step 2, relay: how the member talks with the advisor (`mode`)."""
+
+    mode = forms.ChoiceField(
+        label=_("Mode de communication"),
+        choices=CommunicationMode.choices,
+        error_messages={
+            "required": _(
+                "Choisissez le mode de communication de l’entretien en visio : LSF, TTRP ou LfPC."
+            ),
+            "invalid_choice": _(
+                "Ce mode de communication n’est pas proposé. Choisissez LSF, TTRP ou LfPC dans "
+                "la liste."
+            ),
+        },
+    )
 
 
 class SiteChoiceForm(forms.Form):

@@ -278,3 +278,55 @@ class PasswordChangeForm(PasswordPairMixin, ReauthForm):
         return self.check_passwords(
             cleaned, personal_data_of(self.account.member, self.account.email)
         )
+
+
+# --- communication need (Mon compte, and the relay step of Mon agenda) ----------------------
+
+# What each mode of the relay service is, in plain words; LSF and LfPC need a camera.
+COMMUNICATION_MODE_HINTS = {
+    "lsf": _(
+        "Un interprète traduit en direct entre la langue des signes et le français parlé du "
+        "conseiller. Il vous faut une caméra (webcam ou téléphone) : l’interprète doit vous voir."
+    ),
+    "ttrp": _(
+        "Un transcripteur écrit en direct tout ce que dit le conseiller : vous lisez le texte à "
+        "l’écran et vous répondez à l’oral ou par écrit. Aucune caméra n’est nécessaire."
+    ),
+    "lfpc": _(
+        "Un codeur accompagne les paroles du conseiller de gestes de la main près du visage, qui "
+        "aident à lire sur les lèvres. Il vous faut une caméra (webcam ou téléphone) : le codeur "
+        "doit vous voir."
+    ),
+}
+MODES_NEEDING_A_CAMERA = ("lsf", "lfpc")
+NO_COMMUNICATION_NEED = "aucun"
+
+
+class CommunicationModeForm(forms.Form):
+    """Mon compte: a communication need (a relay mode) or none. The radios are drawn by the
+    template; "aucun" stands for no need, so that an empty post is an error, not a reset."""
+
+    communication_mode = forms.ChoiceField(
+        label=_("Votre besoin de communication"),
+        error_messages={
+            "required": _(
+                "Choisissez l’une des options : pas de besoin particulier, LSF, TTRP ou LfPC."
+            ),
+            "invalid_choice": _(
+                "Cette option n’existe pas. Choisissez l’une des options de la liste."
+            ),
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        from portal.appointments.models import CommunicationMode
+
+        super().__init__(*args, **kwargs)
+        self.fields["communication_mode"].choices = [
+            (NO_COMMUNICATION_NEED, _("Pas de besoin particulier")),
+            *CommunicationMode.choices,
+        ]
+
+    def clean_communication_mode(self):
+        value = self.cleaned_data["communication_mode"]
+        return "" if value == NO_COMMUNICATION_NEED else value

@@ -34,6 +34,7 @@ urlpatterns = [
     path("agenda/nouveau/", agenda.new, name="agenda_new"),
     path("agenda/nouveau/type/", agenda.new_channel, name="agenda_new_channel"),
     path("agenda/nouveau/lieu/", agenda.new_site, name="agenda_new_site"),
+    path("agenda/nouveau/mode/", agenda.new_mode, name="agenda_new_mode"),
     path("agenda/nouveau/creneau/", agenda.new_slot, name="agenda_new_slot"),
     path("agenda/nouveau/confirmer/", agenda.new_confirm, name="agenda_new_confirm"),
     path("agenda/<str:public_id>/confirmation/", agenda.confirmed, name="agenda_confirmed"),
@@ -47,6 +48,7 @@ urlpatterns = [
     ),
     path("mon-compte/", account.overview, name="account"),
     path("mon-compte/notifications/", account.notifications, name="account_notifications"),
+    path("mon-compte/communication/", account.communication, name="account_communication"),
     path("mon-compte/courriel/", account.email_change, name="account_email"),
     path(
         "mon-compte/courriel/confirmer/", account.email_change_confirm, name="account_email_confirm"

@@ -473,3 +473,19 @@ def test_concurrent_relay_bookings_never_share_a_professional():
     assert Appointment.objects.count() == 1
     assert AdvisorTimeLock.objects.count() == 4  # the losers' advisor time was given back
     assert RelayTimeLock.objects.count() == 4
+
+
+def test_cached_relay_searches_follow_the_shared_relay_service(now, cpam, motive):
+    """One interpreter serves two offices: a booking in one voids the other's cached search."""
+    other = Cpam.objects.create(code="131", name="Bouches-du-Rhône")
+    relay_advisor(cpam)
+    relay_advisor(other)
+    interpreter = make_professional()
+    day = date(2026, 11, 5)
+    first = search(cpam, motive, day)[0]
+    assert first.start in {s.start for s in search(other, motive, day)}  # now cached
+    book(AccountFactory(member=MemberFactory(cpam=cpam)), first, motive)
+    assert first.start not in {s.start for s in search(other, motive, day)}
+    RelayRange.objects.filter(professional=interpreter).first().delete()  # Monday's range
+    interpreter.ranges.filter(weekday=3).delete()
+    assert search(other, motive, day) == []

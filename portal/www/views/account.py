@@ -1,4 +1,5 @@
-"""Mon compte: the recovery channels (email, mobile), the password, and every device."""
+"""Mon compte: the recovery channels (email, mobile), the password, every device, and the
+communication need of a deaf or hard-of-hearing member."""
 
 from django.contrib import messages
 from django.contrib.auth import logout, update_session_auth_hash
@@ -15,10 +16,19 @@ from phonenumber_field.phonenumber import to_python
 
 from portal.accounts import channels, codes, services
 from portal.accounts.passwords import rule_message
+from portal.appointments.models import CommunicationMode
 from portal.core.http import client_ip
 from portal.notifications.sms import SmsError
 
-from ..forms import EmailChangeForm, MobileChangeForm, MobileCodeForm, PasswordChangeForm
+from ..forms import (
+    COMMUNICATION_MODE_HINTS,
+    NO_COMMUNICATION_NEED,
+    CommunicationModeForm,
+    EmailChangeForm,
+    MobileChangeForm,
+    MobileCodeForm,
+    PasswordChangeForm,
+)
 
 EMAIL_TOKEN_KEY = "email_change_token"
 
@@ -64,6 +74,7 @@ def overview(request):
             "masked_mobile": channels.phone_mask(account.mobile_phone),
             "pending_email": pending_email,
             "pending_mobile": pending_mobile,
+            "communication_label": _communication_label(account.communication_mode),
         },
     )
 
@@ -395,3 +406,74 @@ def notifications(request):
     )
     messages.success(request, _("Vos préférences de notification sont enregistrées."))
     return redirect("www:account")
+
+
+# --- communication need -----------------------------------------------------------------
+
+
+def _communication_label(mode: str) -> str:
+    return CommunicationMode(mode).label if mode in CommunicationMode.values else ""
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def communication(request):
+    """The member's communication need: none, or a mode of the relay service (LSF, TTRP,
+    LfPC). Booking then offers the relay interview first, with this mode chosen."""
+    account = request.user
+    form = CommunicationModeForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            mode = form.cleaned_data["communication_mode"]
+            try:
+                channels.account_communication_mode_set(
+                    account=account, mode=mode, ip=client_ip(request)
+                )
+            except channels.InvalidCommunicationMode:  # the form checks the same list
+                field = form.fields["communication_mode"]
+                form.add_error("communication_mode", field.error_messages["invalid_choice"])
+            else:
+                if mode:
+                    text = _(
+                        "Votre besoin de communication est enregistré : %(mode)s. Il sera "
+                        "proposé en premier quand vous prendrez rendez-vous."
+                    ) % {"mode": _communication_label(mode)}
+                else:
+                    text = _("C’est noté : vous n’avez pas de besoin de communication particulier.")
+                messages.success(request, text)
+                return redirect("www:account")
+    if form.is_bound:
+        selected = str(form.data.get("communication_mode", ""))
+    else:
+        selected = account.communication_mode or NO_COMMUNICATION_NEED
+    errors = form.errors.get("communication_mode")
+    options = [
+        {
+            "value": NO_COMMUNICATION_NEED,
+            "label": _("Pas de besoin particulier"),
+            "hint": _(
+                "À chaque rendez-vous, vous choisissez un entretien téléphonique, sur place ou en "
+                "visio avec interprétation / transcription."
+            ),
+        },
+        *(
+            {"value": value, "label": label, "hint": COMMUNICATION_MODE_HINTS[value]}
+            for value, label in CommunicationMode.choices
+        ),
+    ]
+    for option in options:
+        option["checked"] = option["value"] == selected
+    return render(
+        request,
+        "www/account/communication.html",
+        {
+            "title": _("Erreur : %(title)s") % {"title": _("Mon besoin de communication")}
+            if errors
+            else _("Mon besoin de communication"),
+            "errors": errors,
+            "options": options,
+        },
+        status=status,
+    )

@@ -1,10 +1,11 @@
 """Mon agenda: the member's appointments; booking, cancelling and moving one.
 
 The booking takes one step per page and is driven by GET: each page's
-address carries the choices made so far (`motif`, `type`, `lieu`, `semaine`,
-`creneau`), so that the back button and bookmarks work and nothing waits in
-the session. Only the confirmation is a POST (with CSRF), and the service
-checks everything again then: the slot may have been taken meanwhile.
+address carries the choices made so far (`motif`, `type`, `mode` for a relay
+interview, `lieu` on site, `semaine`, `creneau`), so that the back button and
+bookmarks work and nothing waits in the session. Only the confirmation is a
+POST (with CSRF), and the service checks everything again then: the slot may
+have been taken meanwhile.
 Times are shown in the zone of the member's office, whatever the browser's.
 """
 
@@ -25,7 +26,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.appointments import calendar, ics, services, slots
-from portal.appointments.models import Appointment, Channel, Motive, Site
+from portal.appointments.models import Appointment, Channel, CommunicationMode, Motive, Site
 from portal.core.http import client_ip
 
 from ..agenda_forms import (
@@ -34,11 +35,15 @@ from ..agenda_forms import (
     QUERY_VALUE_MAX,
     BookingConfirmForm,
     ChannelChoiceForm,
+    ModeChoiceForm,
     MotiveChoiceForm,
     SiteChoiceForm,
     booking_channels,
     day_parse,
+    mode_needs_camera,
+    mode_parse,
 )
+from ..forms import COMMUNICATION_MODE_HINTS
 
 Status = Appointment.Status
 
@@ -109,6 +114,9 @@ def _problem_text(code: str) -> str:
         "not_open": _(
             "Ce rendez-vous est annulé ou déjà passé : il ne peut plus être annulé ni déplacé."
         ),
+        "invalid_communication_mode": _(
+            "Choisissez le mode de communication de l’entretien en visio : LSF, TTRP ou LfPC."
+        ),
     }
     return texts.get(code) or _("Votre demande n’a pas pu aboutir. Réessayez, ou appelez le 36 46.")
 
@@ -147,6 +155,10 @@ def _change_refusal(appointment: Appointment, now=None) -> str | None:
     return "too_late"
 
 
+def _mode_label(mode: str) -> str:
+    return CommunicationMode(mode).label if mode in CommunicationMode.values else ""
+
+
 def _card(appointment: Appointment, now) -> dict:
     """An appointment as Mon agenda shows it."""
     status = appointment.status
@@ -160,6 +172,9 @@ def _card(appointment: Appointment, now) -> dict:
         "appointment": appointment,
         "is_phone": appointment.channel == Channel.PHONE,
         "is_on_site": appointment.channel == Channel.ON_SITE,
+        "is_relay": appointment.channel == Channel.RELAY,
+        "mode_label": _mode_label(appointment.communication_mode),
+        "needs_camera": mode_needs_camera(appointment.communication_mode),
         "channel_label": CHANNEL_LABELS.get(appointment.channel)
         or appointment.get_channel_display(),
         "status_label": label,
@@ -229,13 +244,27 @@ class Booking:
     motive: Motive
     channel: str = ""
     site: Site | None = None
+    mode: str = ""  # relay interviews: lsf, ttrp or lfpc
 
     @property
     def site_id(self) -> int | None:
         return self.site.pk if self.site is not None else None
 
+    @property
+    def mode_label(self) -> str:
+        return _mode_label(self.mode)
+
+    @property
+    def needs_camera(self) -> bool:
+        return mode_needs_camera(self.mode)
+
     def url(self, name: str, **extra) -> str:
-        params = {"motif": self.motive.code, "type": self.channel, "lieu": self.site_id or ""}
+        params = {
+            "motif": self.motive.code,
+            "type": self.channel,
+            "mode": self.mode,
+            "lieu": self.site_id or "",
+        }
         params.update(extra)
         query = urlencode({key: value for key, value in params.items() if value})
         return f"{reverse(name)}?{query}"
@@ -246,6 +275,7 @@ class Booking:
             "motive": self.url("www:agenda_new"),
             "channel": self.url("www:agenda_new_channel"),
             "site": self.url("www:agenda_new_site"),
+            "mode": self.url("www:agenda_new_mode"),
             "slot": self.url("www:agenda_new_slot"),
         }
 
@@ -270,7 +300,8 @@ def _sites(cpam, motive: Motive):
 
 
 def _booking(request, *, upto: str):
-    """The choices in the address up to step `upto` (`motive`, `channel`, `site`).
+    """The choices in the address up to step `upto` (`motive`, `channel`, or `all`: the site
+    on site, the mode for a relay interview).
 
     Returns a `Booking`, or the page of the first step whose choice is missing
     or wrong, with its error (status 400): a hand-edited or stale address
@@ -291,6 +322,12 @@ def _booking(request, *, upto: str):
         channel_form.add_error("type", _problem_text("phone_required"))
         return _channel_page(request, booking, channel_form, status=400)
     if upto == "channel" or booking.channel == Channel.PHONE:
+        return booking
+    if booking.channel == Channel.RELAY:
+        mode_form = ModeChoiceForm(query)
+        if not mode_form.is_valid():
+            return _mode_page(request, booking, mode_form, status=400)
+        booking.mode = mode_form.cleaned_data["mode"]
         return booking
     site_form = SiteChoiceForm(query, sites=_sites(request.user.member.cpam, booking.motive))
     if not site_form.is_valid():
@@ -330,11 +367,28 @@ def _motive_page(request, form, *, selected: str = "", status: int = 200):
     )
 
 
+def _channel_default(channels: list[str], need: str) -> str:
+    """The type checked before the member chooses: the relay interview for a member who
+    declared a communication need; else the only ordinary type, if there is just one."""
+    if need and Channel.RELAY in channels:
+        return Channel.RELAY
+    ordinary = [channel for channel in channels if channel != Channel.RELAY]
+    if len(ordinary) == 1:
+        return ordinary[0]
+    return channels[0] if len(channels) == 1 else ""
+
+
 def _channel_page(request, booking: Booking, form, *, selected: str = "", status: int = 200):
     field_errors = form.errors.get("type") if form.is_bound else None
     if form.is_bound:
-        selected = form.data.get("type", "")
+        selected = str(form.data.get("type", ""))
+    need = mode_parse(request.user.communication_mode)
     channels = booking_channels(booking.motive)
+    if need:
+        # A member with a declared need sees the relay interview first, the phone last.
+        channels.sort(key=lambda c: {Channel.RELAY: 0, Channel.PHONE: 2}.get(c, 1))
+    if selected not in channels:
+        selected = _channel_default(channels, need)
     return render(
         request,
         "www/agenda/new_channel.html",
@@ -347,12 +401,46 @@ def _channel_page(request, booking: Booking, form, *, selected: str = "", status
                     "value": channel,
                     "label": CHANNEL_LABELS[channel],
                     "hint": CHANNEL_HINTS[channel],
-                    "checked": channel == selected or len(channels) == 1,
+                    "checked": channel == selected,
                 }
                 for channel in channels
             ],
             "mobile": request.user.mobile_phone,
             "phone_offered": Channel.PHONE in channels,
+            "need_label": _mode_label(need),
+            # A mode chosen earlier comes back when the member returns to this step.
+            "mode": mode_parse(request.GET.get("mode", "")),
+            "stepper": _stepper(2),
+        },
+        status=status,
+    )
+
+
+def _mode_page(request, booking: Booking, form, *, selected: str = "", status: int = 200):
+    field_errors = form.errors.get("mode") if form.is_bound else None
+    if form.is_bound:
+        selected = str(form.data.get("mode", ""))
+    # The mode declared in Mon compte, unless the address brings another.
+    selected = mode_parse(selected) or mode_parse(request.user.communication_mode)
+    return render(
+        request,
+        "www/agenda/new_mode.html",
+        {
+            "title": _title(
+                _("Prendre un rendez-vous : mode de communication"), bool(field_errors)
+            ),
+            "booking": booking,
+            "errors": field_errors,
+            "modes": [
+                {
+                    "value": value,
+                    "label": label,
+                    "hint": COMMUNICATION_MODE_HINTS[value],
+                    "checked": value == selected,
+                }
+                for value, label in CommunicationMode.choices
+            ],
+            "declared_label": _mode_label(request.user.communication_mode),
             "stepper": _stepper(2),
         },
         status=status,
@@ -395,7 +483,7 @@ def new(request):
 @login_required
 @require_GET
 def new_channel(request):
-    """Step 2, phone or on site."""
+    """Step 2, phone, on site or relay (first for a member with a declared need)."""
     booking = _booking(request, upto="motive")
     if isinstance(booking, HttpResponse):
         return booking
@@ -406,27 +494,47 @@ def new_channel(request):
 @login_required
 @require_GET
 def new_site(request):
-    """Step 2, on site: the reception site. A phone interview goes on to the week."""
+    """Step 2, on site: the reception site. A phone interview goes on to the week, a relay
+    interview to its mode."""
     booking = _booking(request, upto="channel")
     if isinstance(booking, HttpResponse):
         return booking
     if booking.channel == Channel.PHONE:
         return redirect(booking.url("www:agenda_new_slot"))
+    if booking.channel == Channel.RELAY:
+        return redirect(
+            booking.url("www:agenda_new_mode", mode=mode_parse(request.GET.get("mode", "")))
+        )
     form = SiteChoiceForm(sites=_sites(request.user.member.cpam, booking.motive))
     return _site_page(request, booking, form, selected=str(request.GET.get("lieu", ""))[:20])
 
 
 @login_required
 @require_GET
+def new_mode(request):
+    """Step 2, relay: the communication mode, checked beforehand from Mon compte."""
+    booking = _booking(request, upto="channel")
+    if isinstance(booking, HttpResponse):
+        return booking
+    if booking.channel != Channel.RELAY:
+        return redirect(booking.url("www:agenda_new_site"))
+    return _mode_page(
+        request, booking, ModeChoiceForm(), selected=mode_parse(request.GET.get("mode", ""))
+    )
+
+
+@login_required
+@require_GET
 def new_slot(request):
     """Step 3, the week of free slots."""
-    booking = _booking(request, upto="site")
+    booking = _booking(request, upto="all")
     if isinstance(booking, HttpResponse):
         return booking
     week = _week(
         cpam=request.user.member.cpam,
         motive=booking.motive,
         channel=booking.channel,
+        mode=booking.mode,
         site_id=booking.site_id,
         requested=day_parse(request.GET.get("semaine", "")),
         week_url=lambda day: booking.url("www:agenda_new_slot", semaine=day.isoformat()),
@@ -450,7 +558,7 @@ def new_slot(request):
 @require_http_methods(["GET", "POST"])
 def new_confirm(request):
     """Step 4, the recap and the message; the POST books (and the service checks again)."""
-    booking = _booking(request, upto="site")
+    booking = _booking(request, upto="all")
     if isinstance(booking, HttpResponse):
         return booking
     account = request.user
@@ -468,6 +576,7 @@ def new_confirm(request):
                     slot_id=slot_id,
                     motive_code=booking.motive.code,
                     channel=booking.channel,
+                    communication_mode=booking.mode,
                     message=form.cleaned_data["message"],
                     ip=client_ip(request),
                 )
@@ -485,7 +594,12 @@ def new_confirm(request):
     slot = None
     if problem is None:
         slot, code, alternatives = _slot_check(
-            slot_id, cpam=cpam, motive=booking.motive, channel=booking.channel, site=booking.site
+            slot_id,
+            cpam=cpam,
+            motive=booking.motive,
+            channel=booking.channel,
+            mode=booking.mode,
+            site=booking.site,
         )
         if code is not None:
             problem = _booking_problem(booking, code, alternatives)
@@ -500,6 +614,7 @@ def new_confirm(request):
             "booking": booking,
             "channel_label": CHANNEL_LABELS[booking.channel],
             "is_phone": booking.channel == Channel.PHONE,
+            "is_relay": booking.channel == Channel.RELAY,
             "links": booking.change_links(),
             "slot": slot,
             "problem": problem,
@@ -520,6 +635,9 @@ def _booking_problem(booking: Booking, code: str, alternatives=()) -> dict:
         "invalid_channel": [
             (booking.url("www:agenda_new_channel"), _("Choisir un autre type de rendez-vous"))
         ],
+        "invalid_communication_mode": [
+            (booking.url("www:agenda_new_mode"), _("Choisir le mode de communication"))
+        ],
         "phone_required": [
             (reverse("www:account_mobile"), _("Ajouter un numéro de mobile dans Mon compte")),
             (booking.url("www:agenda_new_channel"), _("Choisir un rendez-vous sur place")),
@@ -537,7 +655,7 @@ def _booking_problem(booking: Booking, code: str, alternatives=()) -> dict:
     )
 
 
-def _slot_check(slot_id: str, *, cpam, motive, channel, site=None, moving=None):
+def _slot_check(slot_id: str, *, cpam, motive, channel, mode="", site=None, moving=None):
     """The slot the address names, if still free: (slot, None, []) or (None, code, alternatives).
 
     The same checks as the service's, done early so that the recap never
@@ -547,7 +665,7 @@ def _slot_check(slot_id: str, *, cpam, motive, channel, site=None, moving=None):
         ref = slots.slot_decode(slot_id)
     except slots.SlotInvalid:
         return None, "invalid_slot", []
-    if ref.motive_id != motive.pk or ref.channel != channel:
+    if ref.motive_id != motive.pk or ref.channel != channel or ref.mode != mode:
         return None, "invalid_slot", []
     if moving is not None and ref.start == moving.starts_at:
         return None, "invalid_slot", []  # its own time: not a move
@@ -559,7 +677,7 @@ def _slot_check(slot_id: str, *, cpam, motive, channel, site=None, moving=None):
         if moving is not None and channel == Channel.ON_SITE:
             site_id = moving.site_id
         alternatives = slots.nearest_slots(
-            cpam=cpam, motive=motive, channel=channel, near=ref.start, site_id=site_id
+            cpam=cpam, motive=motive, channel=channel, near=ref.start, site_id=site_id, mode=mode
         )
         if moving is not None:
             alternatives = [s for s in alternatives if s.start != moving.starts_at]
@@ -604,7 +722,9 @@ def confirmed(request, public_id: str):
 # --- the week of free slots --------------------------------------------------------------------
 
 
-def _week(*, cpam, motive, channel, site_id, requested, week_url, slot_url, moving=None) -> dict:
+def _week(
+    *, cpam, motive, channel, site_id, requested, week_url, slot_url, mode="", moving=None
+) -> dict:
     """One week (Monday to Sunday) of free slots, within the notice and the horizon.
 
     `requested` is any day of the wanted week (from the address, so possibly
@@ -615,7 +735,7 @@ def _week(*, cpam, motive, channel, site_id, requested, week_url, slot_url, movi
     tz = calendar.zone(cpam)
     first, last = slots.bookable_days(cpam, motive)
     found = slots.free_slots(
-        cpam=cpam, motive=motive, channel=channel, start=first, end=last, site_id=site_id
+        cpam=cpam, motive=motive, channel=channel, start=first, end=last, site_id=site_id, mode=mode
     )
     if moving is not None:
         # Its own time is not a move; its advisor is busy then anyway.
@@ -750,7 +870,7 @@ def cancel(request, public_id: str):
 @login_required
 @require_GET
 def reschedule(request, public_id: str):
-    """The week of free slots for the same motive and type (and site, on site)."""
+    """The week of free slots for the same motive and type (and site on site, mode for relay)."""
     appointment = _appointment_or_404(request, public_id)
     refusal = _change_refusal(appointment)
     if refusal:
@@ -761,6 +881,7 @@ def reschedule(request, public_id: str):
         cpam=request.user.member.cpam,
         motive=appointment.motive,
         channel=appointment.channel,
+        mode=appointment.communication_mode,
         site_id=appointment.site_id if appointment.channel == Channel.ON_SITE else None,
         requested=day_parse(request.GET.get("semaine", "")),
         week_url=lambda day: f"{base}?{urlencode({'semaine': day.isoformat()})}",
@@ -839,6 +960,7 @@ def reschedule_confirm(request, public_id: str):
             cpam=cpam,
             motive=appointment.motive,
             channel=appointment.channel,
+            mode=appointment.communication_mode,
             moving=appointment,
         )
         if code is not None:
