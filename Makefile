@@ -41,7 +41,8 @@ format: install-dev
 
 bench: install-dev
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m bench.login && \
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m bench.reset
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m bench.reset && \
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m bench.appointments
 
 clean:
 	rm -rf $(VENV) var/static
@@ -58,3 +59,18 @@ test-postgres: install-dev
 	[ $$keep = 1 ] || trap 'scripts/postgres-local.sh stop $(PG_DIR)' EXIT; \
 	echo "DATABASE_URL=$$url"; \
 	DATABASE_URL=$$url DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest $(PYTEST_ARGS)
+
+# Mes paiements at national scale (bench/payments_scale.py): 1,000,000 members and
+# 20,000,000 lines on its own PostgreSQL cluster under var/bench-scale, deleted
+# afterwards. Takes 30 to 60 minutes, hence not in `make bench`; a quick run:
+# make bench-payments-scale BENCH_ARGS="--small-members 1000 --large-members 10000"
+.PHONY: bench-payments-scale
+bench-payments-scale: install-dev
+	$(BIN)/python -m bench.payments_scale $(BENCH_ARGS)
+
+# The production topology on this machine: PostgreSQL and Redis (Debian's
+# packages, installed if missing) under var/prod-local/, gunicorn with several
+# workers, two task workers and the scheduler. See scripts/prod-local.sh.
+.PHONY: prod-local
+prod-local: install
+	PORT=$(PORT) BIN=$(BIN) scripts/prod-local.sh

@@ -6,6 +6,7 @@ from portal.www import health
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("api/v1/", api.urls),
     path("mot-de-passe-oublie/", include("portal.www.reset_urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: request counts and latencies by view for /metrics.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "portal.core.middleware.RequestIdMiddleware",
     "portal.core.middleware.AccessLogMiddleware",
     "portal.api.middleware.ApiJsonErrorsMiddleware",
@@ -81,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "portal.core.middleware.NoStoreMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -119,7 +122,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Throttling counters live in the cache: a shared cache (Redis) is required
 # as soon as several processes serve the web (see docs/configuration.md).
+# CACHE_URL=redis://… gives Django's own RedisCache (it needs only the `redis`
+# package). Short socket timeouts: an unreachable Redis fails a request (and
+# /readyz) in two seconds instead of hanging a web worker; the URL's query
+# string may set others (?socket_timeout=5).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://portal")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["OPTIONS"] = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 2,
+        **CACHES["default"].get("OPTIONS", {}),
+    }
 
 AUTH_USER_MODEL = "accounts.Account"
 AUTHENTICATION_BACKENDS = ["portal.accounts.backends.NirBackend"]
@@ -182,6 +195,16 @@ LOGIN_FREE_FAILURES_PER_IP = env.int("LOGIN_FREE_FAILURES_PER_IP", default=50)
 LOGIN_MAX_FAILURES_PER_IP = env.int("LOGIN_MAX_FAILURES_PER_IP", default=1000)
 # Client IP: REMOTE_ADDR, unless the request comes from one of these proxies.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
+# /metrics (Prometheus): answered only to these client IPs or networks, or to
+# `Authorization: Bearer METRICS_TOKEN`; both empty: to nobody (403).
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where /metrics reads the values of every process (several web and task
+# workers): by default the directory prometheus_client writes to.
+METRICS_COLLECT_DIR = env.str(
+    "METRICS_COLLECT_DIR", default=env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+)
 
 # Email: the demo mailbox unless EMAIL_URL is set (smtp://user:pass@host:port).
 EMAIL_URL = env.str("EMAIL_URL", default="")
@@ -255,6 +278,8 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes and the monitoring reach the app directly, in plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 )
@@ -276,6 +301,8 @@ CONTENT_SECURITY_POLICY = {
 NINJA_PAGINATION_PER_PAGE = 50
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024 + 1024  # bodies above ~1 MiB are refused
 
+# "text" (one readable line) or "json" (one JSON object per line, for a log collector).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -285,11 +312,12 @@ LOGGING = {
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "portal.core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
             "filters": ["request_id", "mask_secrets"],
         },
     },

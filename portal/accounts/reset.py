@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.audit.services import record
-from portal.core import throttle
+from portal.core import metrics, throttle
 from portal.core.tokens import token_hash
 from portal.members import nir as nir_rules
 from portal.notifications.services import email_send
@@ -51,10 +51,12 @@ def password_reset_request(*, nir: str, birth_date: date, ip: str) -> None:
             ip=ip,
             data={"outcome": "throttled_ip"},
         )
+        metrics.password_reset_requested(outcome="throttled")
         raise Throttled()
     number = nir_rules.parse(nir, require_key=False).number
     with transaction.atomic():
         password_reset_process.enqueue(nir13=number, birth_date=birth_date.isoformat(), ip=ip)
+    metrics.password_reset_requested(outcome="accepted")
 
 
 def password_reset_process(*, nir13: str, birth_date: date, ip: str) -> str:
@@ -199,4 +201,5 @@ def password_reset_confirm(*, token: str, password: str, ip: str) -> Account:
         action = "link_expired" if isinstance(exc, TokenExpired) else "link_invalid"
         record(action=f"account.password_reset.{action}", actor="anonymous", ip=ip)
         raise
+    metrics.password_reset_completed()
     return account

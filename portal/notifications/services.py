@@ -12,6 +12,7 @@ from phonenumbers import PhoneNumber
 
 from portal.audit.models import AuditEntry
 from portal.audit.services import record
+from portal.core import metrics
 from portal.members.models import Member
 
 from . import sms
@@ -212,6 +213,7 @@ def message_deliver(*, message_id: int) -> None:
             message.body_text = message.body_html = ""  # may hold a one-time link
             message.attachment_body = ""
         message.save()
+        metrics.message_sent(channel=message.channel)
         record(
             action=f"notification.{message.channel}.sent",
             actor="system",
@@ -228,6 +230,7 @@ def message_deliver(*, message_id: int) -> None:
 def _give_up(message: OutboundMessage, *, reason: str) -> None:
     message.status = OutboundMessage.Status.FAILED
     message.save(update_fields=["attempts", "last_error", "status"])
+    metrics.message_failed(channel=message.channel)
     logger.error(
         "message %s (%s) given up after %s attempts: %s",
         message.pk,
