@@ -24,6 +24,18 @@ HTTP_CODES = {
 }
 
 
+# Service errors answered otherwise than 400: a well-formed request that the
+# state of things refuses (the slot was taken, the appointment is too close…).
+SERVICE_STATUSES = {
+    "invalid_credentials": 401,
+    "slot_taken": 409,
+    "motive_already_booked": 409,
+    "too_many_appointments": 409,
+    "too_late": 409,
+    "not_open": 409,
+}
+
+
 def error_response(status: int, code: str, **extra) -> JsonResponse:
     return JsonResponse({"error": code, **extra}, status=status)
 
@@ -66,8 +78,7 @@ def install(api) -> None:
 
     @api.exception_handler(ServiceError)
     def on_service(request, exc):
-        status = 401 if exc.code == "invalid_credentials" else 400
-        return error_response(status, exc.code)
+        return error_response(SERVICE_STATUSES.get(exc.code, 400), exc.code)
 
     @api.exception_handler(HttpError)
     def on_http(request, exc):

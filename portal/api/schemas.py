@@ -1,7 +1,11 @@
-from datetime import date
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, StrictStr
+from pydantic import ConfigDict, Field, StrictStr, create_model
+
+from portal.appointments.models import Appointment, Channel
 
 
 class StrictSchema(Schema):
@@ -125,3 +129,113 @@ class StoppageOut(Schema):
     total_paid: str
     next_payment_expected: date | None
     payments: list[AllowancePaymentOut]
+
+
+# --- appointments ------------------------------------------------------------
+
+# What a motive code looks like (a SlugField): anything else is malformed. It
+# also keeps NUL characters, which PostgreSQL refuses in a query, out.
+MOTIVE_CODE_PATTERN = r"^[-a-zA-Z0-9_]+$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+ChannelCode = Literal[tuple(Channel.values)]
+
+
+def error_codes(name: str, *codes: str) -> type[Schema]:
+    """An error answer whose `error` is one of `codes`: the OpenAPI schema lists them."""
+    return create_model(name, __base__=Schema, error=(Literal[codes], ...))
+
+
+class InvalidRequestOut(Schema):
+    """The body or a parameter is malformed: the `fields` at fault."""
+
+    error: Literal["invalid_request"]
+    fields: list[str]
+
+
+NotAuthenticatedOut = error_codes("NotAuthenticatedOut", "not_authenticated")
+NotFoundOut = error_codes("NotFoundOut", "not_found")
+SlotsRefusedOut = error_codes(
+    "SlotsRefusedOut",
+    "invalid_motive",
+    "invalid_channel",
+    "invalid_communication_mode",
+    "invalid_period",
+    "invalid_site",
+)
+BookRefusedOut = error_codes(
+    "BookRefusedOut",
+    "invalid_slot",
+    "invalid_motive",
+    "invalid_channel",
+    "invalid_communication_mode",
+    "phone_required",
+    "message_too_long",
+    "malformed_json",
+)
+BookConflictOut = error_codes("BookConflictOut", "motive_already_booked", "too_many_appointments")
+RescheduleRefusedOut = error_codes(
+    "RescheduleRefusedOut", "invalid_slot", "phone_required", "malformed_json"
+)
+ChangeConflictOut = error_codes("ChangeConflictOut", "too_late", "not_open")
+
+
+class MotiveOut(Schema):
+    code: str
+    label: str
+    description: str
+    channels: list[ChannelCode]
+    duration_minutes: int
+
+
+class SiteOut(Schema):
+    id: int
+    name: str
+    address: str
+
+
+class SlotOut(Schema):
+    """A free slot. `slot` is opaque: send it back as is to book or move."""
+
+    slot: str
+    start: datetime
+    end: datetime
+    site: int
+
+
+class SlotTakenOut(Schema):
+    """The slot was taken meanwhile (or has expired): the nearest free ones instead."""
+
+    error: Literal["slot_taken"]
+    alternatives: list[SlotOut]
+
+
+class AppointmentOut(Schema):
+    id: UUID
+    motive: str
+    channel: ChannelCode
+    start: datetime
+    end: datetime
+    status: Literal[tuple(Appointment.Status.values)]
+    site: SiteOut
+    # Relay interviews: the mode (lsf, ttrp, lfpc) and the video-call link,
+    # empty until the relay provider gives it.
+    communication_mode: str
+    video_url: str
+    message: str
+    # Whether the member may still cancel or move it (open, and 2 hours or more ahead).
+    can_change: bool
+    cancel_reason: str
+
+
+class AppointmentBookIn(StrictSchema):
+    slot: StrictStr = Field(max_length=200)
+    motive: StrictStr = Field(max_length=40, pattern=MOTIVE_CODE_PATTERN)
+    channel: StrictStr = Field(max_length=20)
+    # Relay interviews: lsf, ttrp or lfpc (default: the account's).
+    communication_mode: StrictStr = Field(default="", max_length=10)
+    # Its length is the service's rule (`message_too_long`); the body's size bounds it here.
+    message: StrictStr = Field(default="", pattern=NO_NUL_PATTERN)
+
+
+class AppointmentRescheduleIn(StrictSchema):
+    slot: StrictStr = Field(max_length=200)

@@ -1,8 +1,10 @@
 """API v1: a stable contract for the mobile app and integrators."""
 
-from datetime import date
+import json
+from datetime import date, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.http import HttpResponse
@@ -11,6 +13,10 @@ from ninja import NinjaAPI, Query, Status
 from phonenumber_field.phonenumber import to_python as phone_to_python
 
 from portal.accounts import reset, services
+from portal.appointments import calendar as appointments_calendar
+from portal.appointments import services as appointments
+from portal.appointments import slots as appointment_slots
+from portal.appointments.models import Channel, CommunicationMode, Motive, Site
 from portal.core.http import client_ip
 from portal.members.nir import NirError, mask
 from portal.notifications.sms import SmsRecipientRefused, sms_recipient_normalize
@@ -22,14 +28,30 @@ from . import errors
 from .auth import BearerToken
 from .parser import StrictJsonParser
 from .schemas import (
+    MOTIVE_CODE_PATTERN,
     AcceptedOut,
     AccountCreateIn,
+    AppointmentBookIn,
+    AppointmentOut,
+    AppointmentRescheduleIn,
+    BookConflictOut,
+    BookRefusedOut,
+    ChangeConflictOut,
     DetailOut,
     ErrorOut,
+    InvalidRequestOut,
     MeOut,
+    MotiveOut,
+    NotAuthenticatedOut,
+    NotFoundOut,
     PasswordResetConfirmIn,
     PasswordResetIn,
     ReimbursementPage,
+    RescheduleRefusedOut,
+    SiteOut,
+    SlotOut,
+    SlotsRefusedOut,
+    SlotTakenOut,
     SmsCodeResetIn,
     StatusOut,
     StoppageOut,
@@ -309,3 +331,320 @@ def monthly_statement(request, month: str = ""):
         f'attachment; filename="{documents.monthly_statement_filename(first)}"'
     )
     return response
+
+
+# --- appointments (Mon agenda) -----------------------------------------------
+
+# The longest period one slot search may cover: the horizon (42 days by
+# default) with room to spare, so that a search stays bounded.
+SLOT_SEARCH_MAX_DAYS = 62
+# Django matches the static paths below before `/appointments/{appointment_id}`
+# because they are declared first: keep it so.
+
+
+def _site_out(site: Site) -> dict:
+    return {"id": site.pk, "name": site.name, "address": site.full_address}
+
+
+def _slot_out(slot: appointment_slots.Slot, tz) -> dict:
+    # In the office's zone, so that the offset of that day travels with the time.
+    return {
+        "slot": slot.id,
+        "start": slot.start.astimezone(tz).isoformat(),
+        "end": slot.end.astimezone(tz).isoformat(),
+        "site": slot.site_id,
+    }
+
+
+def _slot_taken(exc: appointments.SlotTaken, member) -> Status:
+    tz = appointments_calendar.zone(member.cpam)
+    return Status(
+        409,
+        {"error": exc.code, "alternatives": [_slot_out(slot, tz) for slot in exc.alternatives]},
+    )
+
+
+def _appointment_out(appointment, tz, now) -> dict:
+    return {
+        "id": appointment.public_id,
+        "motive": appointment.motive.code,
+        "channel": appointment.channel,
+        "start": appointment.starts_at.astimezone(tz),
+        "end": appointment.ends_at.astimezone(tz),
+        "status": appointment.status,
+        "site": _site_out(appointment.site),
+        "communication_mode": appointment.communication_mode,
+        "video_url": appointment.video_url,
+        "message": appointment.message,
+        "can_change": appointments.can_change(appointment, now),
+        "cancel_reason": appointment.cancel_reason,
+    }
+
+
+def _appointment_answer(request, appointment, status: int = 200) -> Status:
+    tz = appointments_calendar.zone(request.auth.member.cpam)
+    return Status(status, _appointment_out(appointment, tz, timezone.now()))
+
+
+def _communication_mode(account, channel: str, mode: str) -> str:
+    """The relay mode asked for (the account's by default); none for another channel."""
+    if channel == Channel.RELAY:
+        mode = mode or account.communication_mode
+        if mode not in CommunicationMode.values:
+            raise appointments.InvalidCommunicationMode()
+        return mode
+    if mode:
+        raise appointments.InvalidCommunicationMode()
+    return ""
+
+
+def _own_appointment(request, appointment_id: str):
+    """The member's appointment, or None: another member's and a malformed id alike."""
+    return appointments.member_appointment_get(request.auth.member, appointment_id[:100])
+
+
+@api.get(
+    "/appointments/motives",
+    response={200: list[MotiveOut], 401: NotAuthenticatedOut},
+    auth=BearerToken(),
+    tags=["appointments"],
+)
+def appointment_motives(request):
+    """The reasons one may book an appointment for, in the fund's order."""
+    return Status(
+        200,
+        [
+            {
+                "code": motive.code,
+                "label": motive.label,
+                "description": motive.description,
+                "channels": [str(channel) for channel in motive.channels],
+                "duration_minutes": motive.duration_minutes,
+            }
+            for motive in Motive.objects.filter(is_active=True)
+        ],
+    )
+
+
+@api.get(
+    "/appointments/sites",
+    response={200: list[SiteOut], 401: NotAuthenticatedOut},
+    auth=BearerToken(),
+    tags=["appointments"],
+)
+def appointment_sites(request):
+    """The reception sites of the member's CPAM: the `site` of a slot search."""
+    sites = Site.objects.filter(cpam=request.auth.member.cpam, is_active=True)
+    return Status(200, [_site_out(site) for site in sites])
+
+
+@api.get(
+    "/appointments/slots",
+    response={
+        200: list[SlotOut],
+        400: SlotsRefusedOut,
+        401: NotAuthenticatedOut,
+        422: InvalidRequestOut,
+    },
+    auth=BearerToken(),
+    tags=["appointments"],
+)
+def appointment_slots_search(
+    request,
+    motive: str = Query(..., max_length=40, pattern=MOTIVE_CODE_PATTERN),
+    channel: str = Query(..., max_length=20),
+    from_: date | None = Query(None, alias="from"),
+    to: date | None = None,
+    site: int | None = Query(None, ge=1, le=2**31 - 1),
+    mode: str = Query("", max_length=10),
+):
+    """The free slots for `motive` by `channel` (`phone`, `on_site` or `relay`), in time order.
+
+    One slot per start time, from day `from` to day `to` included (default:
+    the whole bookable window, from the first day the notice allows to the
+    motive's horizon), at most 62 days; days outside the window give nothing.
+    `start` and `end` carry the office's offset of that day. `site`: only the
+    advisors of that site (see `/appointments/sites`). A `relay` interview
+    (video call through the relay service) needs the `mode`, `lsf`, `ttrp` or
+    `lfpc` (default: the account's), and only takes it.
+    """
+    cpam = request.auth.member.cpam
+    chosen = appointments.motive_get(motive)
+    if channel not in chosen.channels:
+        return Status(400, {"error": "invalid_channel"})
+    mode = _communication_mode(request.auth, channel, mode)
+    first, last = appointment_slots.bookable_days(cpam, chosen)
+    # Left out, the bounds are the window's; `to` alone before it finds nothing.
+    start = from_ or (min(first, to) if to else first)
+    end = to or max(start, last)
+    if end < start or (end - start).days >= SLOT_SEARCH_MAX_DAYS:
+        return Status(400, {"error": "invalid_period"})
+    if site is not None and not Site.objects.filter(pk=site, cpam=cpam, is_active=True).exists():
+        return Status(400, {"error": "invalid_site"})
+    body = _slots_json(cpam, chosen, channel, start, end, site, mode)
+    return HttpResponse(body, content_type="application/json")
+
+
+def _slots_json(cpam, motive, channel: str, start: date, end: date, site, mode: str) -> str:
+    """The free slots as the JSON array `SlotOut` describes, cached day by day.
+
+    Six weeks of a large office are a thousand slots and more: serialized here
+    (tests check it against `SlotOut`), for the schema's validation of each
+    would cost several times the search; and each day's serialized part is
+    cached under the same versions as the day's search (`slots.day_cache_keys`),
+    so that a repeated search costs a few cache reads (docs/performance.md).
+    """
+    tz = appointments_calendar.zone(cpam)
+    now = timezone.now()
+    first, last = appointment_slots.bookable_days(cpam, motive, now)
+    start, end = max(start, first), min(end, last)
+    if start > end:
+        return "[]"
+    search = {"cpam": cpam, "motive": motive, "channel": channel, "site_id": site, "mode": mode}
+    if start <= now.astimezone(tz).date():  # today depends on the minute: never cached
+        found = appointment_slots.free_slots(start=start, end=end, now=now, **search)
+        return json.dumps([_slot_out(slot, tz) for slot in found], ensure_ascii=False)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    keys = {
+        day: f"{key}:json"
+        for day, key in appointment_slots.day_cache_keys(
+            cpam.pk, motive, channel, site, mode, days
+        ).items()
+    }
+    parts = cache.get_many(list(keys.values()))
+    missing = [day for day in days if keys[day] not in parts]
+    if missing:
+        by_day: dict[date, list[str]] = {day: [] for day in missing}
+        for slot in appointment_slots.free_slots(
+            start=missing[0], end=missing[-1], now=now, **search
+        ):
+            day = slot.start.astimezone(tz).date()
+            if day in by_day:
+                by_day[day].append(json.dumps(_slot_out(slot, tz), ensure_ascii=False))
+        fresh = {keys[day]: ",".join(items) for day, items in by_day.items()}
+        cache.set_many(fresh, appointment_slots.SEARCH_CACHE_SECONDS)
+        parts.update(fresh)
+    return "[" + ",".join(part for day in days if (part := parts[keys[day]])) + "]"
+
+
+@api.get(
+    "/appointments",
+    response={200: list[AppointmentOut], 401: NotAuthenticatedOut},
+    auth=BearerToken(),
+    tags=["appointments"],
+)
+def appointment_list(request):
+    """All of the member's appointments, upcoming and past, whatever their status,
+    the latest start first."""
+    tz = appointments_calendar.zone(request.auth.member.cpam)
+    now = timezone.now()
+    return Status(
+        200,
+        [
+            _appointment_out(appointment, tz, now)
+            for appointment in appointments.member_appointments(request.auth.member)
+        ],
+    )
+
+
+@api.post(
+    "/appointments",
+    response={
+        201: AppointmentOut,
+        400: BookRefusedOut,
+        401: NotAuthenticatedOut,
+        409: SlotTakenOut | BookConflictOut,
+        422: InvalidRequestOut,
+    },
+    auth=BearerToken(),
+    tags=["appointments"],
+)
+def appointment_book(request, payload: AppointmentBookIn):
+    """Book a slot of `/appointments/slots` for the same motive and channel.
+
+    `409 slot_taken` when someone was faster (or the slot expired), with the
+    nearest free slots as `alternatives`; a phone interview needs a mobile
+    number in the account (`400 phone_required`).
+    """
+    try:
+        appointment = appointments.appointment_book(
+            account=request.auth,
+            slot_id=payload.slot,
+            motive_code=payload.motive,
+            channel=payload.channel,
+            message=payload.message,
+            # The account's mode by default; the service checks it.
+            communication_mode=payload.communication_mode
+            or (request.auth.communication_mode if payload.channel == Channel.RELAY else ""),
+            ip=client_ip(request),
+        )
+    except appointments.SlotTaken as exc:
+        return _slot_taken(exc, request.auth.member)
+    return _appointment_answer(request, appointment, status=201)
+
+
+@api.get(
+    "/appointments/{appointment_id}",
+    response={200: AppointmentOut, 401: NotAuthenticatedOut, 404: NotFoundOut},
+    auth=BearerToken(),
+    tags=["appointments"],
+)
+def appointment_detail(request, appointment_id: str):
+    appointment = _own_appointment(request, appointment_id)
+    if appointment is None:
+        return Status(404, {"error": "not_found"})
+    return _appointment_answer(request, appointment)
+
+
+@api.post(
+    "/appointments/{appointment_id}/cancel",
+    response={
+        200: AppointmentOut,
+        401: NotAuthenticatedOut,
+        404: NotFoundOut,
+        409: ChangeConflictOut,
+    },
+    auth=BearerToken(),
+    tags=["appointments"],
+)
+def appointment_cancel(request, appointment_id: str):
+    """Cancel, until 2 hours before (`409 too_late` after: the member must call)."""
+    appointment = _own_appointment(request, appointment_id)
+    if appointment is None:
+        return Status(404, {"error": "not_found"})
+    appointment = appointments.appointment_cancel(
+        account=request.auth, appointment=appointment, ip=client_ip(request)
+    )
+    return _appointment_answer(request, appointment)
+
+
+@api.post(
+    "/appointments/{appointment_id}/reschedule",
+    response={
+        200: AppointmentOut,
+        400: RescheduleRefusedOut,
+        401: NotAuthenticatedOut,
+        404: NotFoundOut,
+        409: SlotTakenOut | ChangeConflictOut,
+        422: InvalidRequestOut,
+    },
+    auth=BearerToken(),
+    tags=["appointments"],
+)
+def appointment_reschedule(request, appointment_id: str, payload: AppointmentRescheduleIn):
+    """Move to another time, until 2 hours before: a slot of the same motive and type of
+    interview (and relay mode). The new slot is taken and the old one freed, or nothing
+    changes."""
+    appointment = _own_appointment(request, appointment_id)
+    if appointment is None:
+        return Status(404, {"error": "not_found"})
+    try:
+        appointment = appointments.appointment_reschedule(
+            account=request.auth,
+            appointment=appointment,
+            slot_id=payload.slot,
+            ip=client_ip(request),
+        )
+    except appointments.SlotTaken as exc:
+        return _slot_taken(exc, request.auth.member)
+    return _appointment_answer(request, appointment)

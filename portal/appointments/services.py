@@ -661,6 +661,9 @@ def _locks_take(appointment: Appointment) -> None:
 
 def _time_release(appointment: Appointment) -> None:
     """Free the advisor's and the relay professional's time; tell the relay provider."""
+    from .signals import appointment_days_changed
+
+    appointment_days_changed(appointment)  # before a move changes its times
     appointment.locks.all().delete()
     if appointment.relay_professional_id:
         appointment.relay_locks.all().delete()

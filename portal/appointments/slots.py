@@ -15,12 +15,16 @@ the slot again, and the database has the last word (`AdvisorTimeLock`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
+from functools import lru_cache
 
-from django.core import signing
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
@@ -59,13 +63,30 @@ class Slot:
     motive_id: int
     channel: str
     mode: str = ""  # relay appointments: lsf, ttrp or lfpc
+    token: str = field(default="", compare=False, repr=False)  # the id, once computed
 
     @property
     def id(self) -> str:
+        if self.token:
+            return self.token
         minute = int(self.start.timestamp()) // 60
         channel = f"{self.channel}-{self.mode}" if self.mode else self.channel
         value = f"{self.motive_id}.{channel}.{self.advisor_id}.{minute}"
-        return signing.Signer(salt=SLOT_SALT).sign(value)
+        return f"{value}:{_mac(value, settings.SECRET_KEY)}"
+
+
+# Slot ids are signed with HMAC-SHA256 (truncated to 128 bits) under a key
+# derived once per process from SECRET_KEY: a search signs hundreds of them.
+
+
+@lru_cache(maxsize=8)
+def _slot_key(secret: str) -> bytes:
+    return hashlib.sha256(f"{SLOT_SALT}:{secret}".encode()).digest()
+
+
+def _mac(value: str, secret: str) -> str:
+    digest = hmac.digest(_slot_key(secret), value.encode(), "sha256")[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)
@@ -81,7 +102,14 @@ class SlotRef:
 
 def slot_decode(slot_id: str) -> SlotRef:
     try:
-        value = signing.Signer(salt=SLOT_SALT).unsign(str(slot_id))
+        slot_id = str(slot_id)
+        if len(slot_id) > 200:
+            raise ValueError("too long")
+        value, _, mac = slot_id.rpartition(":")
+        secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+        given = mac.encode()  # compare_digest refuses non-ASCII str
+        if not any(hmac.compare_digest(given, _mac(value, key).encode()) for key in secrets):
+            raise ValueError("bad signature")
         motive_id, channel, advisor_id, minute = value.split(".")
         channel, _, mode = channel.partition("-")
         if channel not in Channel.values or (mode and channel != Channel.RELAY):
@@ -90,7 +118,7 @@ def slot_decode(slot_id: str) -> SlotRef:
             raise ValueError(mode)
         start = datetime.fromtimestamp(int(minute) * 60, tz=UTC)
         return SlotRef(int(motive_id), channel, int(advisor_id), start, mode)
-    except (signing.BadSignature, ValueError, OverflowError) as exc:
+    except (ValueError, OverflowError, UnicodeError) as exc:
         raise SlotInvalid("invalid slot") from exc
 
 
@@ -134,49 +162,74 @@ def free_slots(
         return []
     tz = calendar.zone(cpam)
     cacheable = not per_advisor and advisor_ids is None and ignore is None
-    # A search that includes today depends on the minute: never cached.
-    cacheable = cacheable and start > now.astimezone(tz).date()
-    if cacheable:
-        key = _cache_key(cpam.pk, motive, channel, site_id, start, end, mode)
-        cached = cache.get(key)
-        if cached is not None:
-            return [
-                Slot(
-                    datetime.fromtimestamp(s, UTC),
-                    datetime.fromtimestamp(e, UTC),
-                    advisor_id,
-                    site,
-                    motive.pk,
-                    channel,
-                    mode,
-                )
-                for s, e, advisor_id, site in cached
-            ]
-    found = _free_slots(
-        cpam=cpam,
-        motive=motive,
-        channel=channel,
-        start=start,
-        end=end,
-        site_id=site_id,
-        advisor_ids=advisor_ids,
-        now=now,
-        per_advisor=per_advisor,
-        ignore=ignore,
-        tz=tz,
-        mode=mode,
-    )
-    if cacheable:
-        rows = [
-            (int(x.start.timestamp()), int(x.end.timestamp()), x.advisor_id, x.site_id)
-            for x in found
-        ]
-        cache.set(key, rows, SEARCH_CACHE_SECONDS)
+    # Today depends on the minute: never cached.
+    today = now.astimezone(tz).date()
+    if not cacheable or start <= today:
+        return _free_slots(
+            cpam=cpam,
+            motive=motive,
+            channel=channel,
+            start=start,
+            end=end,
+            site_id=site_id,
+            advisor_ids=advisor_ids,
+            now=now,
+            per_advisor=per_advisor,
+            ignore=ignore,
+            tz=tz,
+            mode=mode,
+        )
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    keys = day_cache_keys(cpam.pk, motive, channel, site_id, mode, days)
+    cached = cache.get_many(list(keys.values()))
+    missing = {day for day in days if keys[day] not in cached}
+    if missing:
+        computed: dict[date, list] = {day: [] for day in missing}
+        for slot in _free_slots(
+            cpam=cpam,
+            motive=motive,
+            channel=channel,
+            start=min(missing),
+            end=max(missing),
+            site_id=site_id,
+            advisor_ids=None,
+            now=now,
+            per_advisor=False,
+            ignore=None,
+            tz=tz,
+            mode=mode,
+            only_days=missing,
+        ):
+            row = (int(slot.start.timestamp()), slot.advisor_id, slot.site_id, slot.id)
+            computed[slot.start.astimezone(tz).date()].append(row)
+        cache.set_many({keys[day]: rows for day, rows in computed.items()}, SEARCH_CACHE_SECONDS)
+        cached.update({keys[day]: rows for day, rows in computed.items()})
+    duration = timedelta(minutes=motive.duration_minutes)
+    found = []
+    for day in days:
+        for begin, advisor_id, site, token in cached[keys[day]]:
+            moment = datetime.fromtimestamp(begin, UTC)
+            found.append(
+                Slot(moment, moment + duration, advisor_id, site, motive.pk, channel, mode, token)
+            )
     return found
 
 
 def _free_slots(
-    *, cpam, motive, channel, start, end, site_id, advisor_ids, now, per_advisor, ignore, tz, mode
+    *,
+    cpam,
+    motive,
+    channel,
+    start,
+    end,
+    site_id,
+    advisor_ids,
+    now,
+    per_advisor,
+    ignore,
+    tz,
+    mode,
+    only_days=None,
 ):
     advisors = Advisor.objects.filter(
         staff__cpam=cpam, staff__is_active=True, motives=motive, **{channel: True}
@@ -211,7 +264,9 @@ def _free_slots(
     days = []
     day = start
     while day <= end:
-        if not calendar.is_public_holiday(cpam.department, day):
+        if not calendar.is_public_holiday(cpam.department, day) and (
+            only_days is None or day in only_days
+        ):
             days.append(day)
         day += timedelta(days=1)
     # Per day: the advisors' opening (free cells, slot grid), and the starts
@@ -311,7 +366,7 @@ def _free_slots(
                     )
         if not per_advisor:
             pending = [day for day in pending if covered[day] != possible[day]]
-    slots.sort()
+    slots.sort(key=lambda slot: (slot.start, slot.advisor_id))
     return slots
 
 
@@ -372,56 +427,67 @@ def _busy(advisor_ids, window_start, window_end, ignore, tz) -> dict:
 
 # --- the search cache -------------------------------------------------------------------------
 #
-# Identical searches (many members looking at the same weeks) are served from
-# the cache until anything changes the office's availability: every save or
-# delete of an appointment, absence, opening range or advisor bumps the
-# office's version (and relay searches also carry the relay service's
-# version, bumped by its professionals, their ranges and relay appointments) (at once, and again after the commit, so that a search
-# computed meanwhile from the old rows is not kept). With a cache shared by
-# all web processes (Redis in production) nothing stale is ever served; with
-# a per-process cache, another process may show a taken slot for at most
-# SEARCH_CACHE_SECONDS. Bookings never use the cache: they check the slot
-# again, and the database has the last word.
+# Searches are cached day by day (many members look at the same weeks). A
+# day's entry carries three versions: the office's (bumped when its ranges or
+# advisors change), the day's (bumped by an appointment booked, moved,
+# cancelled or finished that day, or an absence over it) and, for relay
+# searches, the relay service's (shared by every office). A change bumps its
+# version at once and again after the commit, so that a search computed
+# meanwhile from the old rows is not kept; after a booking only that day is
+# computed again. With a cache shared by all web processes (Redis in
+# production) nothing stale is served; with a per-process cache, another
+# process may show a taken slot for at most SEARCH_CACHE_SECONDS. Bookings
+# never use the cache: they check the slot again, and the database has the
+# last word.
 
 SEARCH_CACHE_SECONDS = 30
 
 
-def availability_version(cpam_id: int) -> int:
-    return cache.get(f"agenda:v:{cpam_id}", 0)
-
-
 RELAY_VERSION_KEY = "agenda:v:relay"
+# Versions live until changed: a missing one reads as 0, as after a cache restart.
+VERSION_SECONDS = None
 
 
-def availability_changed(cpam_id: int | None) -> None:
-    if cpam_id is not None:
-        _bump(f"agenda:v:{cpam_id}")
+def availability_changed(cpam_id: int | None, days: list[date] | None = None) -> None:
+    """The office's availability changed on these days (office-local), or on any day."""
+    if cpam_id is None:
+        return
+    if days is None:
+        _bump([f"agenda:v:{cpam_id}"])
+    else:
+        _bump([f"agenda:vd:{cpam_id}:{day.isoformat()}" for day in set(days)])
 
 
 def relay_availability_changed() -> None:
     """The relay service is shared by every office: its changes void every relay search."""
-    _bump(RELAY_VERSION_KEY)
+    _bump([RELAY_VERSION_KEY])
 
 
-def _bump(key: str) -> None:
+def _bump(keys: list[str]) -> None:
     def bump():
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, None)
+        for key in keys:
+            try:
+                cache.incr(key)
+            except ValueError:
+                cache.set(key, 1, VERSION_SECONDS)
 
     bump()
     transaction.on_commit(bump)
 
 
-def _cache_key(cpam_id, motive, channel, site_id, start, end, mode) -> str:
-    version = availability_version(cpam_id)
+def day_cache_keys(cpam_id, motive, channel, site_id, mode, days) -> dict[date, str]:
+    """One cache key per day, carrying the office's, the day's (and the relay's) versions."""
+    office = f"agenda:v:{cpam_id}"
+    day_keys = {day: f"agenda:vd:{cpam_id}:{day.isoformat()}" for day in days}
+    versions = cache.get_many([office, RELAY_VERSION_KEY, *day_keys.values()])
+    common = f"{versions.get(office, 0)}"
     if channel == Channel.RELAY:
-        version = f"{version}.{cache.get(RELAY_VERSION_KEY, 0)}"
-    return (
-        f"agenda:s:{cpam_id}:{version}:{motive.pk}:{motive.duration_minutes}:{channel}{mode}:"
-        f"{site_id or ''}:{start.isoformat()}:{end.isoformat()}"
-    )
+        common += f".{versions.get(RELAY_VERSION_KEY, 0)}"
+    what = f"{motive.pk}:{motive.duration_minutes}:{channel}{mode}:{site_id or ''}"
+    return {
+        day: f"agenda:d:{cpam_id}:{common}.{versions.get(day_keys[day], 0)}:{what}:{day.isoformat()}"
+        for day in days
+    }
 
 
 def slot_still_free(

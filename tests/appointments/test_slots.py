@@ -367,7 +367,7 @@ def test_cached_searches_follow_every_change_of_availability(now, cpam, motive, 
     day = date(2026, 11, 3)
     before = search(cpam, motive, day, day)
     assert len(before) == 9
-    assert any(key.startswith(":1:agenda:s:") for key in cache._cache)  # locmem: it was cached
+    assert any(key.startswith(":1:agenda:d:") for key in cache._cache)  # locmem: it was cached
     absence = Absence.objects.create(
         advisor=advisor,
         starts_at=paris(2026, 11, 3, 9),
@@ -388,3 +388,36 @@ def test_cached_searches_follow_every_change_of_availability(now, cpam, motive, 
     advisor.phone = False
     advisor.save()
     assert search(cpam, motive, day, day) == []
+
+
+def test_a_booking_voids_the_cached_day_only(now, cpam, motive, advisor, member_account):
+    """After a booking, only the days it touched are computed again."""
+    from unittest import mock
+
+    from portal.appointments import services
+
+    week = search(cpam, motive, date(2026, 11, 3), date(2026, 11, 9))
+    assert len(week) == 45
+    services.appointment_book(
+        account=member_account, slot_id=week[0].id, motive_code=motive.code, channel="phone"
+    )
+    with mock.patch.object(slots, "_free_slots", wraps=slots._free_slots) as compute:
+        again = search(cpam, motive, date(2026, 11, 3), date(2026, 11, 9))
+    assert [s.start for s in again] == [s.start for s in week[1:]]
+    [call] = compute.call_args_list
+    assert call.kwargs["only_days"] == {date(2026, 11, 3)}
+    # Moving it voids both its old and its new day.
+    appointment = member_account.member.appointments.get()
+    services.appointment_reschedule(
+        account=member_account, appointment=appointment, slot_id=week[20].id
+    )
+    with mock.patch.object(slots, "_free_slots", wraps=slots._free_slots) as compute:
+        moved = search(cpam, motive, date(2026, 11, 3), date(2026, 11, 9))
+    assert compute.call_args_list[0].kwargs["only_days"] == {
+        date(2026, 11, 3),
+        week[20].start.astimezone(calendar.zone(cpam)).date(),
+    }
+    assert week[0].start in {s.start for s in moved}
+    assert week[20].start not in {s.start for s in moved}
+    # The cached ids are the same ids.
+    assert [s.id for s in moved if s.start == week[5].start] == [week[5].id]
