@@ -11,6 +11,7 @@ booking wins and the others get `SlotTaken` with the nearest alternatives.
 from __future__ import annotations
 
 import logging
+import unicodedata
 import uuid
 from datetime import date, datetime, time, timedelta
 
@@ -605,7 +606,10 @@ def _slot_ref(slot_id: str, *, motive: Motive, channel: str, mode: str = ""):
 
 
 def _message_clean(message: str) -> str:
-    message = str(message or "").strip()
+    # Control characters (NUL, which PostgreSQL refuses, and the like) dropped; lines kept.
+    message = "".join(
+        c for c in str(message or "") if c in "\n\t" or unicodedata.category(c) != "Cc"
+    ).strip()
     if len(message) > MESSAGE_MAX_LENGTH:
         raise MessageTooLong()
     return message

@@ -410,3 +410,11 @@ def test_garbage_motive_codes_are_invalid_motives(db):
     for code in ("", "x" * 41, "css\x00", "nope"):
         with pytest.raises(services.InvalidMotive):
             services.motive_get(code)
+
+
+def test_control_characters_are_dropped_from_the_message(
+    now, cpam, motive, advisor, member_account
+):
+    slot = free(cpam, motive)[0]
+    appointment = book(member_account, slot, motive, message="Ligne 1\x00\x07\nLigne\t2")
+    assert appointment.message == "Ligne 1\nLigne\t2"
