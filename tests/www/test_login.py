@@ -202,3 +202,14 @@ def test_logout_needs_post(client):
     assert page.status_code == 200
     assert 'method="post"' in page.content.decode()
     assert client.get("/mon-espace/").status_code == 200  # a GET logs nobody out
+
+
+def test_the_space_links_to_the_documents(client, account):
+    """Mon espace leads to the certificate and the monthly statements (no "soon" card left)."""
+    from tests.factories import PASSWORD
+
+    client.post("/connexion/", {"nir": account.nir, "password": PASSWORD})
+    page = client.get("/mon-espace/").content.decode()
+    assert "Bientôt" not in page
+    assert 'href="/paiements/attestation-droits.pdf"' in page
+    assert 'href="/paiements/#documents-titre"' in page
