@@ -51,5 +51,5 @@ def staff_enrolment(request, staff_id: int):
         "console/staff_link.html",
         {"title": _("Nouveau lien d’enrôlement"), "member": member, "link": link},
     )
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response

@@ -94,7 +94,7 @@ def logout_view(request):
 def enrolment_link(request, token: str):
     request.session[ENROL_TOKEN] = token[:200]
     response = redirect("console:enrolment")
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -161,7 +161,7 @@ def enrolment(request):
         },
         status=status,
     )
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     add_never_cache_headers(response)
     return response
 

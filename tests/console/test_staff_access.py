@@ -174,11 +174,11 @@ def test_create_staff_prints_a_one_time_link_and_enrolment_works(client):
 
         followed = client.get(path)
         assert followed.status_code == 302 and followed["Location"] == "/conseiller/enrolement/"
-        assert followed["Referrer-Policy"] == "no-referrer"
+        assert followed["Referrer-Policy"] == "same-origin"
         response = client.get("/conseiller/enrolement/")
         page = response.content.decode()
         assert response.status_code == 200
-        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Referrer-Policy"] == "same-origin"
         assert "no-store" in response["Cache-Control"]
         assert re.search(r'<div class="totp-qr"><svg[^>]*>.*</svg>', page, re.S)
         assert "<img" not in page.split('class="totp-qr"')[1].split("</figure>")[0]

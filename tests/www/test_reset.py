@@ -371,9 +371,9 @@ def test_the_confirm_step_is_rate_limited(client, settings):
         "/mot-de-passe-oublie/nouveau-mot-de-passe/",
     ],
 )
-def test_reset_pages_send_no_referrer_and_no_store(client, path):
+def test_reset_pages_send_no_referrer_to_other_sites_and_no_store(client, path):
     response = client.get(path)
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "no-store" in response["Cache-Control"]
     page = response.content.decode()
     assert not re.search(

@@ -12,6 +12,8 @@
     uppercase: function (v) { return v !== v.toLowerCase(); },
     lowercase: function (v) { return v !== v.toUpperCase(); }
   };
+  var metText = box.getAttribute("data-met-text") || "";
+  var unmetText = box.getAttribute("data-unmet-text") || "";
   function update() {
     var value = input.value;
     Object.keys(checks).forEach(function (rule) {
@@ -21,6 +23,9 @@
       item.classList.toggle("is-met", met);
       item.classList.toggle("fr-message--valid", met);
       item.classList.toggle("fr-message--info", !met);
+      // The state in words too (read, not announced at each keystroke).
+      var state = item.querySelector("[data-rule-state]");
+      if (state) state.textContent = " (" + (met ? metText : unmetText) + ")";
     });
   }
   input.addEventListener("input", update);

@@ -24,12 +24,16 @@ def _ttl_minutes() -> int:
 
 
 def reset_page(view):
-    """No referrer (the link must not leak to any other page) and no cache, on every reset page."""
+    """No referrer to other sites (the link must not leak) and no cache, on every reset page.
+
+    `same-origin`, not `no-referrer`: with the latter a browser sends `Origin: null`
+    with the page's own forms, which the CSRF check refuses.
+    """
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
-        response["Referrer-Policy"] = "no-referrer"
+        response["Referrer-Policy"] = "same-origin"
         add_never_cache_headers(response)
         return response
 
