@@ -10,7 +10,7 @@ one line in SHOTS (and, if it needs one, a step in `prepare`).
 
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from portal.accounts.reset import password_reset_request
@@ -24,7 +24,16 @@ SHOTS = [
     ("home.png", "/", 1000),
     ("reset.png", "reset link", 1000),
     ("payments.png", "/paiements/", 1500),
+    # The week of free slots, next week, of an interview in LSF through the relay service.
+    (
+        "booking.png",
+        "/agenda/nouveau/creneau/?motif=maternite-paternite&type=relay&mode=lsf"
+        "&semaine={next_week}",
+        1300,
+    ),
 ]
+# Pages of Mon espace: Paul logs in before the first of them.
+MEMBER_PATHS = ("/paiements/", "/agenda/")
 
 
 def reset_link(run_tasks) -> str:
@@ -38,6 +47,7 @@ def reset_link(run_tasks) -> str:
 def test_readme_screenshots(page, tmp_path, run_tasks):
     target = DOCS_IMG if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
     load_demo()
+    logged_in = False
     for name, path, height in SHOTS:
         page.set_viewport_size({"width": 1280, "height": height})
         if path == "reset link":
@@ -46,9 +56,12 @@ def test_readme_screenshots(page, tmp_path, run_tasks):
             page.locator("#id_password").fill("Nouvelle-phrase")
             page.locator("#id_password").blur()
         else:
-            if path.startswith("/paiements/"):
+            if path.startswith(MEMBER_PATHS) and not logged_in:
                 member_login(page)
-            page.goto(path)
+                logged_in = True
+            page.goto(path.format(next_week=date.today() + timedelta(days=7)))
+            # (the page gives the focus to the step's title: the picture shows it without)
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")
         # caret="initial": hiding the caret takes an inline style, which the CSP refuses.
         page.screenshot(path=target / name, caret="initial")
         assert (target / name).stat().st_size > 10_000
