@@ -299,8 +299,16 @@ def test_compiled_catalog_matches_the_po():
     with (LOCALE_DIR / "django.mo").open("rb") as handle:
         compiled = gettext.GNUTranslations(handle)
     for entry in read_po(LOCALE_DIR / "django.po")[1:]:
+        context = entry.get("msgctxt")
         if "msgid_plural" in entry:
-            assert compiled.ngettext(entry["msgid"], entry["msgid_plural"], 1) == entry["msgstr[0]"]
-            assert compiled.ngettext(entry["msgid"], entry["msgid_plural"], 2) == entry["msgstr[1]"]
+            one, many = entry["msgid"], entry["msgid_plural"]
+            if context is not None:
+                assert compiled.npgettext(context, one, many, 1) == entry["msgstr[0]"]
+                assert compiled.npgettext(context, one, many, 2) == entry["msgstr[1]"]
+            else:
+                assert compiled.ngettext(one, many, 1) == entry["msgstr[0]"]
+                assert compiled.ngettext(one, many, 2) == entry["msgstr[1]"]
+        elif context is not None:
+            assert compiled.pgettext(context, entry["msgid"]) == entry["msgstr"]
         else:
             assert compiled.gettext(entry["msgid"]) == entry["msgstr"]
