@@ -6,6 +6,8 @@ from zoneinfo import ZoneInfo
 from django.core.cache import cache
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from portal.staff.models import Staff
+
 from .models import Absence, Advisor, Appointment, OpeningRange, RelayProfessional, RelayRange, Site
 from .slots import availability_changed, relay_availability_changed
 
@@ -84,6 +86,11 @@ def _advisor_changed(sender, instance, **kwargs):
     availability_changed(_site_cpam(instance.site_id))
 
 
+def _staff_changed(sender, instance, **kwargs):
+    """An advisor deactivated (or back) changes who takes appointments."""
+    availability_changed(instance.cpam_id)
+
+
 def _advisor_motives_changed(sender, instance, action, **kwargs):
     if action.startswith("post_") and isinstance(instance, Advisor):
         availability_changed(_site_cpam(instance.site_id))
@@ -95,6 +102,7 @@ def connect() -> None:
         signal.connect(_absence_changed, sender=Absence, dispatch_uid="agenda-absence")
         signal.connect(_advisor_time_changed, sender=OpeningRange, dispatch_uid="agenda-range")
         signal.connect(_advisor_changed, sender=Advisor, dispatch_uid="agenda-advisor")
+        signal.connect(_staff_changed, sender=Staff, dispatch_uid="agenda-staff")
         signal.connect(_relay_changed, sender=RelayProfessional, dispatch_uid="agenda-relay-pro")
         signal.connect(_relay_changed, sender=RelayRange, dispatch_uid="agenda-relay-range")
     m2m_changed.connect(

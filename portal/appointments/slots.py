@@ -231,28 +231,12 @@ def _free_slots(
     mode,
     only_days=None,
 ):
-    advisors = Advisor.objects.filter(
-        staff__cpam=cpam, staff__is_active=True, motives=motive, **{channel: True}
-    )
-    if site_id is not None:
-        advisors = advisors.filter(site_id=site_id)
-    if advisor_ids is not None:
-        advisors = advisors.filter(pk__in=advisor_ids)
-    sites = dict(advisors.values_list("pk", "site_id"))
+    sites, ranges = _office_team(cpam, motive, channel, site_id, advisor_ids)
     if not sites:
         return []
     window_start = datetime.combine(start, time.min, tz)
     window_end = datetime.combine(end + timedelta(days=1), time.min, tz)
 
-    ranges = defaultdict(list)  # advisor -> [(weekday, start cell, end cell, from, until)]
-    for row in (
-        OpeningRange.objects.filter(advisor_id__in=sites)
-        .filter(Q(channel="") | Q(channel=channel))
-        .values_list("advisor_id", "weekday", "start_time", "end_time", "valid_from", "valid_until")
-    ):
-        advisor_id, weekday, t0, t1, valid_from, valid_until = row
-        # A range covers only the whole cells inside it: 09:03–11:57 is 09:05–11:55.
-        ranges[advisor_id].append((weekday, _cell(t0, up=True), _cell(t1), valid_from, valid_until))
     absences = defaultdict(list)  # advisor -> [(start, end)]
     for advisor_id, s, e in Absence.objects.filter(
         advisor_id__in=sites, starts_at__lt=window_end, ends_at__gt=window_start
@@ -371,6 +355,43 @@ def _free_slots(
 
 
 ADVISORS_PER_READ = 8
+
+
+def _office_team(cpam, motive, channel, site_id, advisor_ids) -> tuple[dict, dict]:
+    """The advisors who may take the search ({advisor: site}) and their weekly ranges
+    ({advisor: [(weekday, first cell, end cell, valid from, valid until)]}).
+
+    They change rarely (a supervisor's edit bumps the office's version): a
+    whole-office read is cached under that version.
+    """
+    key = None
+    if advisor_ids is None:
+        version = cache.get(f"agenda:v:{cpam.pk}", 0)
+        key = f"agenda:t:{cpam.pk}:{version}:{motive.pk}:{channel}:{site_id or ''}"
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    advisors = Advisor.objects.filter(
+        staff__cpam=cpam, staff__is_active=True, motives=motive, **{channel: True}
+    )
+    if site_id is not None:
+        advisors = advisors.filter(site_id=site_id)
+    if advisor_ids is not None:
+        advisors = advisors.filter(pk__in=advisor_ids)
+    sites = dict(advisors.values_list("pk", "site_id"))
+    ranges: dict[int, list] = defaultdict(list)
+    for row in (
+        OpeningRange.objects.filter(advisor_id__in=sites)
+        .filter(Q(channel="") | Q(channel=channel))
+        .values_list("advisor_id", "weekday", "start_time", "end_time", "valid_from", "valid_until")
+    ):
+        advisor_id, weekday, t0, t1, valid_from, valid_until = row
+        # A range covers only the whole cells inside it: 09:03–11:57 is 09:05–11:55.
+        ranges[advisor_id].append((weekday, _cell(t0, up=True), _cell(t1), valid_from, valid_until))
+    team = (sites, dict(ranges))
+    if key is not None:
+        cache.set(key, team, SEARCH_CACHE_SECONDS)
+    return team
 
 
 def _chunks(items: list, size: int):

@@ -421,3 +421,11 @@ def test_a_booking_voids_the_cached_day_only(now, cpam, motive, advisor, member_
     assert week[20].start not in {s.start for s in moved}
     # The cached ids are the same ids.
     assert [s.id for s in moved if s.start == week[5].start] == [week[5].id]
+
+
+def test_a_deactivated_advisor_leaves_the_cached_searches(now, cpam, motive, advisor):
+    day = date(2026, 11, 3)
+    assert len(search(cpam, motive, day, day)) == 9
+    advisor.staff.is_active = False
+    advisor.staff.save()
+    assert search(cpam, motive, day, day) == []
