@@ -12,13 +12,65 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+# Installs come from the locks: every package, dependencies included, pinned
+# with its hashes (--require-hashes). requirements*.txt say what we ask for;
+# `make lock` turns them into requirements*.lock (README.md, "Dependencies").
+$(VENV)/.installed: requirements.lock requirements.txt $(BIN)/python
+	@$(LOCK_CHECK) requirements.lock requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt requirements.txt $(VENV)/.installed
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements-dev.lock requirements-dev.txt requirements.txt $(VENV)/.installed
+	@$(LOCK_CHECK) requirements-dev.lock requirements.txt requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
+
+# Fails, naming them, when requirements of requirements*.txt are not pinned
+# with == or not in the lock at that version: a change without `make lock`.
+define LOCK_CHECK_PY
+import re, sys
+pin = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^]]*\])? *== *([^ ;\\#]+)")
+def norm(m):
+    return re.sub(r"[-_.]+", "-", m[1]).lower() + "==" + m[3]
+lock_name, *wanted = sys.argv[1:]
+locked = {norm(m) for line in open(lock_name) if (m := pin.match(line))}
+problems = []
+for name in wanted:
+    for line in open(name):
+        line = line.split("#")[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        m = pin.fullmatch(line)
+        if m is None:
+            problems.append(f"{line} (in {name}) is not pinned with ==")
+        elif norm(m) not in locked:
+            problems.append(f"{line} (in {name}) is not in {lock_name}")
+if problems:
+    sys.exit("\n".join(problems) + "\nRun `make lock` (README.md, Dependencies).")
+endef
+export LOCK_CHECK_PY
+LOCK_CHECK = $(PYTHON) -c "$$LOCK_CHECK_PY"
+
+# The locks, for every supported Python (3.11 and later, as environment markers),
+# regenerated with uv from requirements*.txt. The versions already locked are kept
+# unless asked: `make lock LOCK_ARGS=--upgrade` (everything) or
+# `make lock LOCK_ARGS="--upgrade-package django"`. The dev lock is constrained by
+# the runtime one, so that both install the same runtime versions.
+LOCK_COMPILE = UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip compile --quiet --universal \
+	--python-version 3.11 --generate-hashes --custom-compile-command "make lock" $(LOCK_ARGS)
+.PHONY: lock
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet "$$(grep -E '^uv==' requirements-dev.txt)"
+	$(LOCK_COMPILE) requirements.txt -o requirements.lock
+	$(LOCK_COMPILE) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
+
+# Known vulnerabilities in the locked dependencies (pip-audit, against PyPI's
+# data; PIP_AUDIT_VULNERABILITY_SERVICE=osv for OSV's). --strict: a package it
+# cannot audit fails too. .ci/run first checks that the data is reachable.
+.PHONY: audit
+audit: install-dev
+	$(BIN)/pip-audit --progress-spinner off --strict --disable-pip \
+		-r requirements.lock -r requirements-dev.lock
 
 install: $(VENV)/.installed
 
@@ -74,3 +126,21 @@ bench-payments-scale: install-dev
 .PHONY: prod-local
 prod-local: install
 	PORT=$(PORT) BIN=$(BIN) scripts/prod-local.sh
+
+# Load and faults against the production topology (loadtest/, docs/performance.md):
+# scripts/prod-local.sh under var/loadtest/ on free ports, with a real SMTP server
+# and an SMS gateway of ours as sinks; everything started is stopped at the end.
+# `make loadtest` waits (up to 20 min) for a load average under 2, then runs 200
+# users for 2 minutes; to develop:
+# make loadtest LOADTEST_ARGS="--users 20 --duration 20 --wait-idle 0 --no-record"
+# make faults FAULTS_ARGS="--only smtp,redis --no-record"
+LOCUST_CHECK = $(BIN)/python -c "import locust" 2>/dev/null || { \
+	echo "locust is not installed: add locust==2.47.0 to requirements-dev.txt and run make lock"; exit 1; }
+.PHONY: loadtest faults
+loadtest: install-dev
+	@$(LOCUST_CHECK)
+	$(BIN)/python -m loadtest.run $(LOADTEST_ARGS)
+
+faults: install-dev
+	@$(LOCUST_CHECK)
+	$(BIN)/python -m loadtest.faults $(FAULTS_ARGS)

@@ -1,11 +1,25 @@
+import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, StrictStr, create_model
+from pydantic import BeforeValidator, ConfigDict, Field, StrictStr, create_model
 
 from portal.appointments.models import Appointment, Channel
+
+
+def _written_date(value):
+    """A date written as one, `YYYY-MM-DD` (a datetime at midnight stays accepted):
+    pydantic alone also reads a number as a Unix time, `to=0` as 1970-01-01."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_written_date)]
 
 
 class StrictSchema(Schema):
@@ -15,7 +29,7 @@ class StrictSchema(Schema):
 
 class AccountCreateIn(StrictSchema):
     nir: StrictStr = Field(max_length=30)
-    birth_date: date = Field(strict=False)
+    birth_date: IsoDate = Field(strict=False)
     iban_last7: StrictStr = Field(max_length=20)
     email: StrictStr = Field(max_length=254)
     mobile_phone: StrictStr = Field(default="", max_length=30)
@@ -58,7 +72,7 @@ class MeOut(Schema):
 
 class PasswordResetIn(StrictSchema):
     nir: StrictStr = Field(max_length=30)
-    birth_date: date = Field(strict=False)
+    birth_date: IsoDate = Field(strict=False)
 
 
 class PasswordResetConfirmIn(StrictSchema):

@@ -40,6 +40,7 @@ from .schemas import (
     DetailOut,
     ErrorOut,
     InvalidRequestOut,
+    IsoDate,
     MeOut,
     MotiveOut,
     NotAuthenticatedOut,
@@ -81,7 +82,12 @@ ACCEPTED = {
 
 @api.post(
     "/accounts",
-    response={202: AcceptedOut, 400: ErrorOut | WeakPasswordOut, 429: ErrorOut},
+    response={
+        202: AcceptedOut,
+        400: ErrorOut | WeakPasswordOut,
+        422: InvalidRequestOut,
+        429: ErrorOut,
+    },
     tags=["accounts"],
 )
 def account_create(request, payload: AccountCreateIn):
@@ -111,7 +117,11 @@ def account_create(request, payload: AccountCreateIn):
     return Status(202, ACCEPTED)
 
 
-@api.post("/auth/token", response={200: TokenOut, 401: ErrorOut, 429: ErrorOut}, tags=["auth"])
+@api.post(
+    "/auth/token",
+    response={200: TokenOut, 400: ErrorOut, 401: ErrorOut, 422: InvalidRequestOut, 429: ErrorOut},
+    tags=["auth"],
+)
 def auth_token(request, payload: TokenIn):
     ip = client_ip(request)
     token, ttl = services.account_login_api(nir=payload.nir, password=payload.password, ip=ip)
@@ -154,7 +164,7 @@ def _reset_accepted() -> dict:
 
 @api.post(
     "/password-reset",
-    response={202: DetailOut, 400: ErrorOut, 429: ErrorOut},
+    response={202: DetailOut, 400: ErrorOut, 422: InvalidRequestOut, 429: ErrorOut},
     tags=["password-reset"],
 )
 def password_reset(request, payload: PasswordResetIn):
@@ -172,7 +182,12 @@ def password_reset(request, payload: PasswordResetIn):
 
 @api.post(
     "/password-reset/confirm",
-    response={200: StatusOut, 400: ErrorOut | WeakPasswordOut, 429: ErrorOut},
+    response={
+        200: StatusOut,
+        400: ErrorOut | WeakPasswordOut,
+        422: InvalidRequestOut,
+        429: ErrorOut,
+    },
     tags=["password-reset"],
 )
 def password_reset_confirm(request, payload: PasswordResetConfirmIn):
@@ -185,7 +200,12 @@ def password_reset_confirm(request, payload: PasswordResetConfirmIn):
 
 @api.post(
     "/password-reset/sms-code",
-    response={200: StatusOut, 400: ErrorOut | WeakPasswordOut, 429: ErrorOut},
+    response={
+        200: StatusOut,
+        400: ErrorOut | WeakPasswordOut,
+        422: InvalidRequestOut,
+        429: ErrorOut,
+    },
     tags=["password-reset"],
 )
 def password_reset_sms_code(request, payload: SmsCodeResetIn):
@@ -227,14 +247,14 @@ def _line_out(line) -> dict:
 
 @api.get(
     "/reimbursements",
-    response={200: ReimbursementPage, 400: ErrorOut, 401: ErrorOut},
+    response={200: ReimbursementPage, 400: ErrorOut, 401: ErrorOut, 422: InvalidRequestOut},
     auth=BearerToken(),
     tags=["payments"],
 )
 def reimbursements(
     request,
-    from_: date | None = Query(None, alias="from"),
-    to: date | None = None,
+    from_: IsoDate | None = Query(None, alias="from"),
+    to: IsoDate | None = None,
     beneficiary: str | None = Query(None, max_length=20),
     cursor: str = Query("", max_length=200),
 ):
@@ -453,8 +473,8 @@ def appointment_slots_search(
     request,
     motive: str = Query(..., max_length=40, pattern=MOTIVE_CODE_PATTERN),
     channel: str = Query(..., max_length=20),
-    from_: date | None = Query(None, alias="from"),
-    to: date | None = None,
+    from_: IsoDate | None = Query(None, alias="from"),
+    to: IsoDate | None = None,
     site: int | None = Query(None, ge=1, le=2**31 - 1),
     mode: str = Query("", max_length=10),
 ):

@@ -8,10 +8,10 @@ import pytest
 from django.test import Client
 
 from portal.accounts.middleware import SESSION_STARTED_KEY
+from tests.console.conftest import make_staff, staff_login
 from tests.factories import PASSWORD, AccountFactory
 
 BASE_SETTINGS = Path(__file__).resolve().parents[2] / "config" / "settings" / "base.py"
-PUBLIC_PATHS = ["/", "/connexion/", "/api/v1/openapi.json", "/healthz"]
 
 
 def csp_directives(header: str) -> dict[str, list[str]]:
@@ -37,32 +37,6 @@ def logged_in(client, account):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", PUBLIC_PATHS)
-def test_every_answer_carries_the_security_headers(client, path):
-    response = client.get(path)
-    assert response.status_code == 200
-    directives = csp_directives(response["Content-Security-Policy"])
-    assert directives["script-src"] == ["'self'"]
-    assert directives["default-src"] == ["'self'"]
-    assert directives["frame-ancestors"] == ["'none'"]
-    assert directives["object-src"] == ["'none'"]
-    assert response["X-Frame-Options"] == "DENY"
-    assert response["Referrer-Policy"] == "same-origin"
-    assert response["X-Content-Type-Options"] == "nosniff"
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("path", PUBLIC_PATHS)
-def test_no_unsafe_inline_or_eval_in_the_script_policy(client, path):
-    header = client.get(path)["Content-Security-Policy"]
-    directives = csp_directives(header)
-    for directive in ("script-src", "default-src"):
-        assert "'unsafe-inline'" not in directives[directive]
-        assert "'unsafe-eval'" not in directives[directive]
-    assert "unsafe-inline" not in header
-
-
-@pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/", "/connexion/"])
 def test_pages_have_no_inline_script_that_the_policy_would_block(client, path):
     html = client.get(path).content.decode()
@@ -73,25 +47,6 @@ def test_pages_have_no_inline_script_that_the_policy_would_block(client, path):
         assert " src=" in tag, f"inline <script{tag}>"
     assert " onclick=" not in html
     assert " onload=" not in html
-
-
-@pytest.mark.django_db
-def test_error_pages_carry_the_headers_too(client):
-    response = client.get("/nulle-part/")
-    assert response.status_code == 404
-    assert "script-src 'self'" in response["Content-Security-Policy"]
-    assert response["X-Frame-Options"] == "DENY"
-
-
-def test_authenticated_pages_are_not_stored(client, account):
-    response = logged_in(client, account).get("/mon-espace/")
-    assert response.status_code == 200
-    assert response["Cache-Control"] == "no-store"
-    assert response["X-Frame-Options"] == "DENY"
-
-
-def test_api_answers_are_not_stored(client, db):
-    assert client.get("/api/v1/openapi.json")["Cache-Control"] == "no-store"
 
 
 def test_session_cookie_after_a_real_login_is_httponly_and_lax(client, account):
@@ -162,3 +117,98 @@ def test_debug_can_be_asked_for(monkeypatch):
     base = run_base_settings()
     assert base["DEBUG"] is True
     assert base["SECURE_HSTS_SECONDS"] == 0
+
+
+# --- every type of page, as served over HTTPS ---------------------------------
+
+
+def staff_client(client, account):
+    staff_login(client, make_staff("phone_advisor"))
+    return client
+
+
+def api_client(client, account):
+    response = client.post(
+        "/api/v1/auth/token",
+        {"nir": account.nir, "password": PASSWORD},
+        content_type="application/json",
+    )
+    token = response.json()["access_token"]
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
+
+
+def anonymous(client, account):
+    return client
+
+
+# (page type, path, who asks, status, no-store: personal, or under /api/)
+PAGE_TYPES = [
+    ("public page", "/", anonymous, 200, False),
+    ("login page", "/connexion/", anonymous, 200, False),
+    ("member page", "/mon-espace/", logged_in, 200, True),
+    ("form page", "/mon-compte/courriel/", logged_in, 200, True),
+    ("PDF download", "/paiements/attestation-droits.pdf", logged_in, 200, True),
+    ("CSV export", "/paiements/export.csv", logged_in, 200, True),
+    ("API JSON", "/api/v1/me", api_client, 200, True),
+    ("API schema", "/api/v1/openapi.json", anonymous, 200, True),
+    ("health probe", "/healthz", anonymous, 200, False),
+    ("error 404", "/nulle-part/", anonymous, 404, False),
+    ("advisor console", "/conseiller/", staff_client, 200, True),
+    ("advisor login", "/conseiller/connexion/", anonymous, 200, False),
+    ("static file", "/static/portal/portal.css", anonymous, 200, False),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "who", "status", "no_store"),
+    [pytest.param(*rest, id=name) for name, *rest in PAGE_TYPES],
+)
+def test_each_type_of_page_carries_the_security_headers(
+    client, account, settings, path, who, status, no_store
+):
+    client = who(client, account)
+    response = client.get(path, secure=True)
+    assert response.status_code == status
+    content_type = response["Content-Type"]
+
+    # Everywhere, static files included (SecurityMiddleware runs around WhiteNoise).
+    assert response["Strict-Transport-Security"] == (
+        f"max-age={settings.SECURE_HSTS_SECONDS}; includeSubDomains"
+    )
+    assert settings.SECURE_HSTS_SECONDS >= 31536000
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] in ("same-origin", "no-referrer")
+    # Nothing from the app says what runs behind it (gunicorn itself adds a
+    # bare `Server: gunicorn`, without its version, which nginx replaces).
+    for leak in ("Server", "X-Powered-By", "X-AspNet-Version", "X-Generator"):
+        assert leak not in response, leak
+
+    if path.startswith("/static/"):
+        # WhiteNoise answers before the CSP and frame middlewares: a stylesheet
+        # cannot be framed or run script anyway. It is public and may be cached.
+        assert content_type.startswith("text/css")
+        assert "no-store" not in response.get("Cache-Control", "")
+        return
+
+    # Every document the app itself answers, whatever its type: a PDF opened in
+    # the browser's viewer can be framed as well as a page.
+    directives = csp_directives(response["Content-Security-Policy"])
+    for directive in ("script-src", "default-src"):
+        assert directives[directive] == ["'self'"], directive
+    assert "'unsafe-inline'" not in response["Content-Security-Policy"]
+    assert "'unsafe-eval'" not in response["Content-Security-Policy"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert directives["object-src"] == ["'none'"]
+    assert response["X-Frame-Options"] == "DENY"
+
+    if content_type.startswith("text/html"):
+        assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+    if content_type.startswith(("application/pdf", "text/csv")):
+        assert response["Content-Disposition"].startswith("attachment;")
+
+    if no_store:
+        assert "no-store" in response["Cache-Control"]
+    else:
+        assert "no-store" not in response.get("Cache-Control", ""), "a public page, cacheable"
