@@ -21,6 +21,15 @@ made "paid" (created paid, or moved from in progress to paid), in the
 batch's transaction. At the end, `portal.payments.notifications` turns the
 notices into one "Nouveau paiement" email per member.
 
+The reimbursements feed is the big one (tens of millions of lines), so its
+bulk path goes further: a fast path (`reimbursement_row_precheck`) vouches
+for the rows that are valid as they stand without building Decimals or
+dates, their text is copied as it is, and the database checks of a batch
+(duplicates, members, beneficiaries) are one SQL statement over the staging
+table rather than Python over each row. Checking the rows can also be
+spread over worker processes (`workers`, `portal.payments.parallel`) while
+this process writes: same batches, same report, in the same order.
+
 Memory stays bounded whatever the size of the file: lines are read one at a
 time, rows go by batches, and the keys already seen (duplicates, stoppages
 described on several lines) are kept in temporary tables.
@@ -29,12 +38,13 @@ described on several lines) are kept in temporary tables.
 import abc
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
-from typing import IO, Any
+from itertools import islice
+from typing import IO, Any, NamedTuple
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -48,16 +58,15 @@ from portal.core.feeds import (
     Pending,
     RowError,
     SeenKeys,
-    batches_process,
     duplicates_mark,
-    feed_read,
 )
 from portal.members import nir as nir_rules
 from portal.members.models import Beneficiary, Member
 from portal.members.services import NIR_REASONS
 
-from . import notifications
+from . import notifications, parallel
 from .models import AllowancePayment, NewPaymentNotice, ReimbursementLine, WorkStoppage
+from .parallel import Chunk, FeedFile, chunk_line_rows, chunk_lines, chunk_rows
 
 REIMBURSEMENT_COLUMNS = (
     "line_id",
@@ -115,14 +124,18 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Reading the files
 
 
-def reimbursement_feed_read(source: IO[bytes]) -> Iterator[FeedRow]:
-    """Check the header of a reimbursements feed; rows follow (see `feed_read`)."""
-    return feed_read(source, columns=REIMBURSEMENT_COLUMNS)
+def reimbursement_feed_read(source: IO[bytes]) -> FeedFile:
+    """Check the header of a reimbursements feed; rows follow (see `feed_read`).
+
+    The rows can also be checked in worker processes (`workers` of
+    `reimbursements_import`), which then read the rest of `source` themselves.
+    """
+    return FeedFile(source, columns=REIMBURSEMENT_COLUMNS)
 
 
-def allowance_feed_read(source: IO[bytes]) -> Iterator[FeedRow]:
+def allowance_feed_read(source: IO[bytes]) -> FeedFile:
     """Check the header of a daily-allowances feed; rows follow (see `feed_read`)."""
-    return feed_read(source, columns=ALLOWANCE_COLUMNS)
+    return FeedFile(source, columns=ALLOWANCE_COLUMNS)
 
 
 # Checking one row
@@ -439,6 +452,124 @@ def reimbursement_row_parse(values: Sequence[str], *, today: date) -> RowParse:
     )
 
 
+# The fast path: nearly every row of a real feed is valid and already in its
+# canonical form (no space to trim, NIRs without separators, single spaces in
+# texts). `reimbursement_row_precheck` recognises such rows with one regex over
+# the whole row, cached NIR and date checks, and integer arithmetic on cents,
+# without building a Decimal or a date; the bulk import then copies their text
+# as it stands. Any row it does not vouch for goes through
+# `reimbursement_row_parse`, which finds and words the errors: the fast path
+# may only ever say "valid" where the full parse says so, with the same values
+# (a property test holds it to that).
+
+# Single spaces inside, and none of: other whitespace, control characters,
+# backslash (COPY's escape), comma and double quote (so that a line of the
+# file can be matched as it stands), undecodable bytes (lone surrogates).
+_FAST_CHAR = r'[^\s\x00-\x1f\x7f-\x9f\\,"\udc80-\udcff]'
+_FAST_TEXT = f"{_FAST_CHAR}+(?: {_FAST_CHAR}+)*"
+_FAST_NIR = r"[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{8}"
+
+
+def _fast_identifier(field: str) -> str:
+    max_length = ReimbursementLine._meta.get_field(field).max_length
+    return rf"[A-Za-z0-9][A-Za-z0-9._:/-]{{0,{max_length - 1}}}"
+
+
+def _fast_choice(choices: Sequence[str]) -> str:
+    return "(?:" + "|".join(re.escape(choice) for choice in choices) + ")"
+
+
+_FAST_FIELDS = [
+    _fast_identifier("line_id"),
+    _FAST_NIR,
+    f"(?:{_FAST_NIR})?",
+    _DATE.pattern,
+    _fast_identifier("act_code"),
+    _FAST_TEXT,
+    _FAST_TEXT,
+    *[_AMOUNT.pattern] * 2,
+    _RATE.pattern,
+    *[_AMOUNT.pattern] * 4,
+    _fast_choice(ReimbursementLine.Payee.values),
+    f"(?:{_DATE.pattern})?",
+    f"(?:{_FAST_TEXT})?",
+    "(?:yes|no)",
+    _fast_choice(ReimbursementLine.Status.values),
+]
+# The values joined by "\x00", which no field may contain: each part of the
+# pattern then matches exactly one value.
+_FAST_VALUES = re.compile("\x00".join(_FAST_FIELDS))
+# A line of the file as it stands: no quote and no comma inside a field, so
+# that splitting it on commas gives what `feed_read` gives.
+_FAST_LINE = re.compile(",".join(_FAST_FIELDS) + r"\r?\n?")
+_TEXT_MAX = {
+    name: ReimbursementLine._meta.get_field(name).max_length
+    for name in ("act_label", "professional", "payment_reference")
+}
+
+
+@lru_cache(maxsize=65_536)
+def _canonical_nir(value: str) -> bool:
+    try:
+        return _nir(value) == value
+    except InvalidValue:
+        return False
+
+
+@lru_cache(maxsize=4096)
+def _real_date(value: str) -> bool:
+    try:
+        _date(value)
+    except InvalidValue:
+        return False
+    return True
+
+
+def _cents(amount: str) -> int:
+    return int(amount.replace(".", ""))
+
+
+def reimbursement_row_precheck(values: Sequence[str], *, today: str) -> bool:
+    """True when `reimbursement_row_parse` would find no error in these 19
+    values and keep each of them as it stands (`today` in ISO form).
+
+    False means "not sure": the row must go through `reimbursement_row_parse`.
+    """
+    if len(values) != len(REIMBURSEMENT_COLUMNS):
+        return False
+    if not _FAST_VALUES.fullmatch("\x00".join(values)):
+        return False
+    return _fast_rules(values, today=today)
+
+
+def _fast_rules(values: Sequence[str], *, today: str) -> bool:
+    """The rules beyond the shape of each value, for values `_FAST_FIELDS` match."""
+    (_, nir, beneficiary_nir, care_date, _, label, professional, _, base, rate, gross,
+     flat, franchise, net, _, paid_on, reference, _, status) = values  # fmt: skip
+    if (
+        len(label) > _TEXT_MAX["act_label"]
+        or len(professional) > _TEXT_MAX["professional"]
+        or len(reference) > _TEXT_MAX["payment_reference"]
+        or not _canonical_nir(nir)
+        or (beneficiary_nir and not _canonical_nir(beneficiary_nir))
+        # Valid ISO dates compare as strings.
+        or not _real_date(care_date)
+        or care_date > today
+        or (paid_on and (not _real_date(paid_on) or paid_on < care_date))
+        or (status == PAID and (not paid_on or paid_on > today or not reference))
+    ):
+        return False
+    whole, _, decimals = rate.partition(".")
+    rate_hundredths = int(whole) * 100 + (int(decimals.ljust(2, "0")) if decimals else 0)
+    if rate_hundredths > 10_000:
+        return False
+    # gross = base × rate / 100 within a cent, in cents × hundredths of a percent:
+    # |base_c × rate_h / 10^4 − gross_c| ≤ 1.
+    if abs(_cents(base) * rate_hundredths - _cents(gross) * 10_000) > 10_000:
+        return False
+    return abs(_cents(gross) - _cents(flat) - _cents(franchise) - _cents(net)) <= 1
+
+
 def allowance_row_parse(values: Sequence[str], *, today: date) -> RowParse:
     """Check and normalise the 16 values of a daily-allowances row. Never raises on bad data.
 
@@ -534,6 +665,7 @@ def reimbursements_import(
     bulk: bool | None = None,
     notify: bool = True,
     actor: str = "import",
+    workers: int = 0,
 ) -> ImportReport:
     """Upsert reimbursement lines by `line_id`; report and skip the invalid rows.
 
@@ -546,6 +678,11 @@ def reimbursements_import(
     `strict`: all or nothing, in one transaction, as for `members_import`.
     `bulk`: the PostgreSQL COPY path; by default on PostgreSQL only.
     `notify`: queue the "Nouveau paiement" emails at the end (off for demo data).
+    `workers`: check the rows in that many worker processes while this one
+    writes (`portal.payments.parallel`); `rows` must then be the untouched
+    result of `reimbursement_feed_read`, and batches are `batch_size` lines.
+    0 (the default): check them here. The rows written, the counts and the
+    report are the same either way.
 
     Leaves one audit entry `payments.reimbursements.import.completed`.
     """
@@ -560,6 +697,7 @@ def reimbursements_import(
         bulk=bulk,
         notify=notify,
         actor=actor,
+        workers=workers,
     )
 
 
@@ -574,6 +712,7 @@ def allowances_import(
     bulk: bool | None = None,
     notify: bool = True,
     actor: str = "import",
+    workers: int = 0,
 ) -> ImportReport:
     """Upsert daily-allowance payments by `payment_id`, and the work stoppages
     they belong to by `stoppage_id`; otherwise as `reimbursements_import`.
@@ -594,12 +733,19 @@ def allowances_import(
         bulk=bulk,
         notify=notify,
         actor=actor,
+        workers=workers,
     )
 
 
-def _import(importer_class, *, strict, bulk, notify, source_name, actor, **options):
-    if options["batch_size"] < 1:
+def _import(importer_class, *, rows, strict, bulk, notify, source_name, actor, workers, **options):
+    batch_size, on_progress = options["batch_size"], options["on_progress"]
+    if batch_size < 1:
         raise ValueError("batch_size must be positive")
+    if workers < 0:
+        raise ValueError("workers must be 0 or more")
+    from_file = isinstance(rows, FeedFile) and not rows.started
+    if workers and not from_file:
+        raise ValueError("workers need the untouched rows of *_feed_read")
     if bulk is None:
         bulk = connection.vendor == "postgresql"
     elif bulk and connection.vendor != "postgresql":
@@ -608,14 +754,27 @@ def _import(importer_class, *, strict, bulk, notify, source_name, actor, **optio
     importer = importer_class(
         report=report, strict=strict, bulk=bulk, notify=notify, on_error=options["on_error"]
     )
-    with importer.scratch_tables(), transaction.atomic() if strict else nullcontext():
-        batches_process(
-            options["rows"],
-            check=importer.check,
-            flush=importer.flush,
-            batch_size=options["batch_size"],
-            on_progress=options["on_progress"],
-        )
+    checker = importer.checker()
+    if from_file:
+        # Read by chunks of lines, checked by workers or here: the same batches.
+        chunks = parallel.chunks_read(rows.source, first_line=rows.next_line, lines=batch_size)
+        if workers:
+            checked_batches = parallel.ordered_map(checker.chunk, chunks, workers=workers)
+        else:
+            checked_batches = (checker.chunk(chunk) for chunk in chunks)
+    else:
+        checked_batches = (checker(batch) for batch in _batches(rows, batch_size))
+    with (
+        closing(checked_batches),
+        importer.scratch_tables(),
+        transaction.atomic() if strict else nullcontext(),
+    ):
+        done = 0
+        for checked in checked_batches:
+            importer.flush(checked)
+            done += checked.rows
+            if on_progress:
+                on_progress(done)
         if strict and report.rejected:
             transaction.set_rollback(True)
     if strict and report.rejected:
@@ -647,9 +806,162 @@ def _import(importer_class, *, strict, bulk, notify, source_name, actor, **optio
     return report
 
 
+def _batches(rows: Iterable[FeedRow], size: int) -> Iterator[list[FeedRow]]:
+    """Lists of `size` rows (the last may be shorter), read as they are needed."""
+    rows = iter(rows)
+    while batch := list(islice(rows, size)):
+        yield batch
+
+
+# Checking a batch without the database: in the importing process, or in a
+# worker process (`portal.payments.parallel`), hence plain picklable data.
+
+
+@dataclass
+class _Pendings:
+    """A checked batch on its way to `_Importer.flush`."""
+
+    pending: list[Pending]
+
+    @property
+    def rows(self) -> int:
+        return len(self.pending)
+
+
+class _Reject(NamedTuple):
+    """A row found invalid without the database, with what the database
+    checks still need of it (the fields that were valid, else None)."""
+
+    line: int
+    errors: list[FieldError]
+    key: str | None = None
+    nir: str | None = None
+    beneficiary_nir: str | None = None
+
+
+@dataclass
+class _Staged:
+    """A checked batch of reimbursements for the bulk path: the valid rows as
+    COPY text (in `_CHECKED_LINE_STAGED` order), and the others."""
+
+    rows: int
+    valid: int
+    copy: str
+    rejects: list[_Reject]
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """The checks of a batch that need no database. `staged`: the bulk path of
+    reimbursements (`_Staged`), else `_Pendings`."""
+
+    feed: str  # "reimbursements" or "allowances"
+    staged: bool
+    today: date
+
+    @property
+    def width(self) -> int:
+        return len(REIMBURSEMENT_COLUMNS if self.feed == "reimbursements" else ALLOWANCE_COLUMNS)
+
+    def __call__(self, rows: Iterable[FeedRow]) -> "_Pendings | _Staged":
+        """Check rows read by `feed_read` (or given by a caller)."""
+        if self.staged:
+            staged = _Staged(rows=0, valid=0, copy="", rejects=[])
+            copy: list[str] = []
+            for row in rows:
+                self._stage(row, copy, staged)
+            staged.copy = "".join(copy)
+            return staged
+        parse = reimbursement_row_parse if self.feed == "reimbursements" else allowance_row_parse
+        return _Pendings([_pending(row, parse, today=self.today) for row in rows])
+
+    def chunk(self, chunk: Chunk) -> "_Pendings | _Staged":
+        """Check the lines of a chunk of the file (in a worker process, or here)."""
+        if not self.staged:
+            return self(chunk_rows(chunk, width=self.width))
+        # A line that `_FAST_LINE` matches is one row of 19 values, split on
+        # commas, which `_fast_rules` may vouch for without building the row;
+        # any other line goes the way of `feed_read` and `__call__`.
+        today = self.today.isoformat()
+        staged = _Staged(rows=0, valid=0, copy="", rejects=[])
+        copy: list[str] = []
+        fast_line = _FAST_LINE.fullmatch
+        for number, line in chunk_lines(chunk):
+            if line is not None and fast_line(line):
+                text = line.rstrip("\r\n")
+                if _fast_rules(text.split(","), today=today):
+                    copy.append(f"{number}\t" + text.replace(",", "\t") + "\n")
+                    staged.rows += 1
+                    continue
+            for row in chunk_line_rows(number, line, width=self.width):
+                self._stage(row, copy, staged)
+        staged.copy = "".join(copy)
+        staged.valid = len(copy)
+        return staged
+
+    def _stage(self, row: FeedRow, copy: list[str], staged: "_Staged") -> None:
+        """Add a row to `copy` (COPY text, `_CHECKED_LINE_STAGED` order) or to the rejects."""
+        staged.rows += 1
+        values = row.values
+        if row.problem:
+            staged.rejects.append(_Reject(row.line, [row.problem]))
+        elif reimbursement_row_precheck(values, today=self.today.isoformat()):
+            # Valid and canonical: the text of the file is the text to copy.
+            copy.append(f"{row.line}\t" + "\t".join(values) + "\n")
+        else:
+            parsed = reimbursement_row_parse(values, today=self.today)
+            if parsed.errors:
+                staged.rejects.append(
+                    _Reject(
+                        row.line,
+                        list(parsed.errors),
+                        parsed.key,
+                        parsed.nir,
+                        parsed.beneficiary_nir,
+                    )
+                )
+            else:
+                copy.append(_staged_text(row.line, parsed.row))
+        staged.valid = len(copy)
+
+
+def _pending(row: FeedRow, parse: Callable[..., RowParse], *, today: date) -> Pending:
+    if row.problem:
+        return Pending(row.line, [row.problem])
+    parsed = parse(row.values, today=today)
+    return Pending(row.line, list(parsed.errors), key=parsed.key, row=parsed)
+
+
+def _staged_text(line: int, row: ReimbursementRow) -> str:
+    """A valid row as `_Checker` copies it: each value as the file would
+    give it in canonical form (an empty payment date, yes or no)."""
+    values = [
+        str(line),
+        row.line_id,
+        row.nir,
+        row.beneficiary_nir,
+        *(getattr(row, name) for name in _LINE_VALUES),
+    ]
+    for index, value in enumerate(values):
+        if value is None:
+            values[index] = ""  # payment_date
+        elif isinstance(value, bool):
+            values[index] = "yes" if value else "no"
+        elif isinstance(value, str):
+            # COPY's text format escapes; texts have no tab or line break left.
+            values[index] = value.replace("\\", "\\\\")
+        else:
+            values[index] = str(value)  # Decimal, date (ISO)
+    return "\t".join(values) + "\n"
+
+
+# Writing
+
+
 class _Importer(abc.ABC):
     """What both feeds share: checking batches, reporting, choosing the write path."""
 
+    feed: str
     columns: tuple[str, ...]
     key_field: str
     net_field: str
@@ -669,36 +981,32 @@ class _Importer(abc.ABC):
     def scratch_tables(self) -> "_Tables":
         return _Tables(self.seen, self.staging)
 
-    @abc.abstractmethod
-    def parse(self, values: Sequence[str]) -> RowParse: ...
+    def checker(self) -> _Checker:
+        return _Checker(feed=self.feed, staged=False, today=self.today)
 
-    def check(self, row: FeedRow) -> Pending:
-        if row.problem:
-            return Pending(row.line, [row.problem])
-        parsed = self.parse(row.values)
-        return Pending(row.line, list(parsed.errors), key=parsed.key, row=parsed)
-
-    def flush(self, batch: list[Pending]) -> None:
+    def flush(self, checked: "_Pendings | _Staged") -> None:
+        """Check a batch against the database, report its bad rows, write the good ones."""
+        batch = checked.pending
         duplicates_mark(batch, seen=self.seen, field=self.key_field, what="identifiant")
         members = self._members_known(batch)
         self.check_batch(batch, members)
-        rejected = [pending for pending in batch if pending.errors]
-        order = {name: index for index, name in enumerate(("row", *self.columns))}
-        for pending in rejected:
-            pending.errors.sort(key=lambda error: order[error.field])
-            for error in pending.errors:
-                self.on_error(RowError(pending.line, error.field, error.reason))
-        self.report.rejected += len(rejected)
+        self.report_errors({pending.line: pending.errors for pending in batch if pending.errors})
         self.report.rows += len(batch)
         if self.strict and self.report.rejected:
             return  # everything will be rolled back: only checking goes on
         valid = [(pending.row.row, pending.extra) for pending in batch if not pending.errors]
         if valid:
             with transaction.atomic():
-                if self.bulk:
-                    self.write_bulk(valid)
-                else:
-                    self.write_orm(valid)
+                self.write(valid)
+
+    def report_errors(self, errors: dict[int, list[FieldError]]) -> None:
+        """Report the errors of the rejected rows of a batch: in line order, and
+        for each line in column order."""
+        order = {name: index for index, name in enumerate(("row", *self.columns))}
+        for line in sorted(errors):
+            for error in sorted(errors[line], key=lambda error: order[error.field]):
+                self.on_error(RowError(line, error.field, error.reason))
+        self.report.rejected += len(errors)
 
     def _members_known(self, batch: list[Pending]) -> dict[str, int]:
         nirs = {pending.row.nir for pending in batch if pending.row and pending.row.nir}
@@ -715,10 +1023,8 @@ class _Importer(abc.ABC):
         """The checks of this feed that need the database (none by default)."""
 
     @abc.abstractmethod
-    def write_orm(self, valid: list[tuple[Any, dict]]) -> None: ...
-
-    @abc.abstractmethod
-    def write_bulk(self, valid: list[tuple[Any, dict]]) -> None: ...
+    def write(self, valid: list[tuple[Any, dict]]) -> None:
+        """Write the valid rows of a batch, as (row, extra), in the batch's transaction."""
 
     def orm_upsert(self, model, *, items: list[tuple[str, dict]]) -> None:
         """Create or update `model` rows from (key, values); count them; note
@@ -787,6 +1093,13 @@ _LINE_VALUES = [
 
 
 class _ReimbursementImporter(_Importer):
+    """On the ORM path, as the allowances. On the bulk path, batches come
+    checked as `_Staged`: the valid rows are copied into the staging table as
+    they are, and the checks that need the database (duplicates, unknown
+    member or beneficiary) are made by one statement over the staging table
+    and the keys of the invalid rows (`_LINES_CHECK`), before the upsert."""
+
+    feed = "reimbursements"
     columns = REIMBURSEMENT_COLUMNS
     key_field = "line_id"
     net_field = "net_reimbursed"
@@ -796,10 +1109,67 @@ class _ReimbursementImporter(_Importer):
     def __init__(self, **options):
         super().__init__(**options)
         if self.bulk:
-            self.staging = _line_staging()
+            self.staging = _checked_line_staging()
 
-    def parse(self, values):
-        return reimbursement_row_parse(values, today=self.today)
+    def checker(self) -> _Checker:
+        return _Checker(feed=self.feed, staged=self.bulk, today=self.today)
+
+    def flush(self, checked):
+        if not self.bulk:
+            super().flush(checked)
+            return
+        self.staging.load_text(checked.copy)
+        rejects = checked.rejects
+        with transaction.atomic(), connection.cursor() as cursor:
+            _jit_off(cursor)
+            cursor.execute(
+                _LINES_CHECK.format(seen=self.seen.table, staging=self.staging.table),
+                {
+                    "lines": [reject.line for reject in rejects],
+                    "keys": [reject.key for reject in rejects],
+                    "nirs": [reject.nir for reject in rejects],
+                    "beneficiaries": [reject.beneficiary_nir for reject in rejects],
+                },
+            )
+            found = cursor.fetchall()
+        errors = {reject.line: reject.errors for reject in rejects}
+        refused: list[int] = []  # valid rows, staged, that the database checks refuse
+        for line, first_line, unknown_member, unknown_beneficiary in found:
+            if line not in errors:
+                errors[line] = []
+                refused.append(line)
+            if first_line != line:
+                errors[line].insert(
+                    0, FieldError("line_id", f"identifiant en double (déjà ligne {first_line})")
+                )
+            if unknown_member:
+                errors[line].append(FieldError("nir", "assuré inconnu"))
+            if unknown_beneficiary:
+                errors[line].append(
+                    FieldError("beneficiary_nir", "ayant droit inconnu pour cet assuré")
+                )
+        self.report_errors(errors)
+        self.report.rows += checked.rows
+        valid = checked.valid - len(refused)
+        if (self.strict and self.report.rejected) or not valid:
+            return
+        with transaction.atomic():
+            if refused:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"DELETE FROM {self.staging.table} WHERE feed_line = ANY(%s)",  # noqa: S608
+                        [refused],
+                    )
+            created, updated = self.staging.upsert(
+                target="payments_reimbursementline",
+                key="line_id",
+                columns=_LINE_STAGED,
+                source=_lines_source(self.staging.table),
+                notice_kind=self.notice_kind if self.notify else None,
+            )
+        self.report.created += created
+        self.report.updated += updated
+        self.report.unchanged += valid - created - updated
 
     def check_batch(self, batch, members):
         """The beneficiary, when given, is one of the member's."""
@@ -838,18 +1208,10 @@ class _ReimbursementImporter(_Importer):
             **{name: getattr(row, name) for name in _LINE_VALUES},
         }
 
-    def write_orm(self, valid):
+    def write(self, valid):
+        # The ORM path only: the bulk path writes in `flush`.
         items = [(row.line_id, self._values(row, extra)) for row, extra in valid]
         self.orm_upsert(ReimbursementLine, items=items)
-
-    def write_bulk(self, valid):
-        self.staging.load([row.line_id, *self._values(row, extra).values()] for row, extra in valid)
-        created, updated = _lines_upsert(
-            self.staging, notice_kind=self.notice_kind if self.notify else None
-        )
-        self.report.created += created
-        self.report.updated += updated
-        self.report.unchanged += len(valid) - created - updated
 
 
 # Daily allowances
@@ -870,6 +1232,7 @@ _PAYMENT_FIELDS = [
 
 
 class _AllowanceImporter(_Importer):
+    feed = "allowances"
     columns = ALLOWANCE_COLUMNS
     key_field = "payment_id"
     net_field = "net"
@@ -885,8 +1248,11 @@ class _AllowanceImporter(_Importer):
     def scratch_tables(self):
         return _Tables(self.seen, self.stoppages_seen, self.staging)
 
-    def parse(self, values):
-        return allowance_row_parse(values, today=self.today)
+    def write(self, valid):
+        if self.bulk:
+            self.write_bulk(valid)
+        else:
+            self.write_orm(valid)
 
     def check_batch(self, batch, members):
         """Each stoppage is described the same on all its rows, and stays with its member."""
@@ -1042,13 +1408,24 @@ class _Staging:
 
     def load(self, rows: Iterable[Sequence[Any]]) -> None:
         """Empty the table and COPY `rows` (in `self.columns` order) into it."""
+
+        def write(copy):
+            for row in rows:
+                copy.write_row(row)
+
+        self._load(write)
+
+    def load_text(self, text: str) -> None:
+        """Empty the table and COPY `text` (COPY's text format, `self.columns` order) into it."""
+        self._load(lambda copy: copy.write(text) if text else None)
+
+    def _load(self, write: Callable[[Any], Any]) -> None:
         columns = ", ".join(self.columns)
         with connection.cursor() as cursor:
             # TRUNCATE rather than DELETE: temporary tables are never vacuumed.
             cursor.execute(f"TRUNCATE {self.table}")
             with cursor.copy(f"COPY {self.table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                write(copy)
             if not self.analyzed:
                 # Statistics for the planner, once: later batches look alike, and
                 # the planner reads the size of the table itself.
@@ -1100,32 +1477,104 @@ class _Staging:
             FROM up JOIN old ON old.{key} = up.{key}
         """  # noqa: S608
         with connection.cursor() as cursor:
+            _jit_off(cursor)
             cursor.execute(sql, params)
             created, updated = cursor.fetchone()
         return created, updated
 
 
+# The columns of a reimbursement line that the upsert writes.
 _LINE_STAGED = ["line_id", "member_id", "beneficiary_id", *_LINE_VALUES]
+# What a checked batch copies: the line of the file, then the 19 values in
+# the file's order and canonical form (the NIRs instead of the member and
+# the beneficiary, looked up by the statements below). The payment date
+# ("" when none) and transmitted_to_complementary (yes, no) are converted
+# by `_lines_source`, so that a line of the file can be copied as it stands.
+_CHECKED_LINE_STAGED = ["feed_line", "line_id", "nir", "beneficiary_nir", *_LINE_VALUES]
+_AS_IN_FILE = ("payment_date", "transmitted_to_complementary")
 
 
-def _line_staging() -> _Staging:
-    columns = ", ".join(_LINE_STAGED)
+def _checked_line_staging() -> _Staging:
+    values = ", ".join(
+        f"''::text AS {name}" if name in _AS_IN_FILE else name for name in _LINE_VALUES
+    )
     return _Staging(
         table="payments_staging_line",
-        create=f"CREATE TEMPORARY TABLE payments_staging_line AS "  # noqa: S608
-        f"SELECT {columns} FROM payments_reimbursementline WITH NO DATA",
-        columns=_LINE_STAGED,
+        create="CREATE TEMPORARY TABLE payments_staging_line AS "  # noqa: S608
+        "SELECT 0::bigint AS feed_line, line_id, ''::varchar(15) AS nir, "
+        f"''::varchar(15) AS beneficiary_nir, {values} "
+        "FROM payments_reimbursementline WITH NO DATA",
+        columns=_CHECKED_LINE_STAGED,
     )
 
 
-def _lines_upsert(staging: _Staging, *, notice_kind: str | None) -> tuple[int, int]:
-    return staging.upsert(
-        target="payments_reimbursementline",
-        key="line_id",
-        columns=_LINE_STAGED,
-        source=f"SELECT {', '.join(_LINE_STAGED)} FROM {staging.table}",  # noqa: S608
-        notice_kind=notice_kind,
+# The database checks of a batch of reimbursements, in one statement: the
+# staged (valid) rows and the keys of the invalid ones (parameters) are checked
+# together, as `duplicates_mark`, `_members_known` and `check_batch` do on the
+# ORM path. Gives (line, first line with this key, unknown member, unknown
+# beneficiary) for each row with a problem, and records the batch's new keys.
+# Members and keys are looked up by one index probe each, whatever the
+# planner would guess of a join with tables of millions of rows.
+_LINES_CHECK = """
+    WITH batch AS (
+        SELECT feed_line, line_id::text, nir::text, beneficiary_nir::text FROM {staging}
+        UNION ALL
+        SELECT * FROM unnest(%(lines)s::bigint[], %(keys)s::text[], %(nirs)s::text[],
+                             %(beneficiaries)s::text[])
+    ), firsts AS MATERIALIZED (
+        SELECT f.line_id, f.feed_line,
+               (SELECT seen.line FROM {seen} seen WHERE seen.key = f.line_id) AS seen_line
+        FROM (SELECT line_id, min(feed_line) AS feed_line FROM batch
+              WHERE line_id IS NOT NULL GROUP BY line_id) f
+    ), added AS (
+        INSERT INTO {seen} (key, line, value)
+        SELECT line_id, feed_line, '' FROM firsts WHERE seen_line IS NULL
+    ), members AS MATERIALIZED (
+        SELECT d.nir, (SELECT m.id FROM members_member m WHERE m.nir = d.nir) AS id
+        FROM (SELECT DISTINCT nir FROM batch WHERE nir IS NOT NULL) d
+    ), checked AS (
+        SELECT b.feed_line, coalesce(f.seen_line, f.feed_line, b.feed_line) AS first_line,
+               b.nir IS NOT NULL AND m.id IS NULL AS unknown_member,
+               coalesce(b.beneficiary_nir <> '' AND b.beneficiary_nir <> b.nir
+                        AND m.id IS NOT NULL AND NOT EXISTS (
+                            SELECT FROM members_beneficiary ben
+                            WHERE ben.member_id = m.id AND ben.nir = b.beneficiary_nir
+                        ), false) AS unknown_beneficiary
+        FROM batch b
+        LEFT JOIN firsts f ON f.line_id = b.line_id
+        LEFT JOIN members m ON m.nir = b.nir
     )
+    SELECT * FROM checked
+    WHERE first_line <> feed_line OR unknown_member OR unknown_beneficiary
+    ORDER BY feed_line
+"""  # noqa: S608 (only this module's table names are formatted in)
+
+
+def _lines_source(staging: str) -> str:
+    """The staged rows as the upsert writes them (`_LINE_STAGED`), once the
+    refused ones are deleted: every member is known. A beneficiary given by
+    the member's own NIR is the member; several beneficiaries with one NIR:
+    the eldest, as on the ORM path."""
+    converted = {
+        "payment_date": "nullif(s.payment_date, '')::date",
+        "transmitted_to_complementary": "s.transmitted_to_complementary = 'yes'",
+    }
+    values = ", ".join(converted.get(name, f"s.{name}") for name in _LINE_VALUES)
+    return f"""
+        WITH members AS MATERIALIZED (
+            -- One probe per member of the batch, not one per row.
+            SELECT d.nir, (SELECT m.id FROM members_member m WHERE m.nir = d.nir) AS id
+            FROM (SELECT DISTINCT nir FROM {staging}) d
+        )
+        SELECT s.line_id, m.id,
+               CASE WHEN s.beneficiary_nir = '' OR s.beneficiary_nir = s.nir THEN NULL
+               ELSE (SELECT b.id FROM members_beneficiary b
+                     WHERE b.member_id = m.id AND b.nir = s.beneficiary_nir
+                     ORDER BY b.birth_date LIMIT 1)
+               END,
+               {values}
+        FROM {staging} s JOIN members m ON m.nir = s.nir
+    """  # noqa: S608 (only this module's names are formatted in)
 
 
 _PAYMENT_STAGED = [
@@ -1200,6 +1649,17 @@ def _stoppages_upsert(staging: _Staging) -> tuple[int, int]:
         FROM up JOIN old ON old.stoppage_id = up.stoppage_id
     """  # noqa: S608
     with connection.cursor() as cursor:
+        _jit_off(cursor)
         cursor.execute(sql)
         created, updated = cursor.fetchone()
     return created, updated
+
+
+def _jit_off(cursor) -> None:
+    """No JIT compilation for the statements of a batch (this transaction only).
+
+    On tables of millions of rows their estimated cost crosses
+    `jit_above_cost`, and compiling them takes longer (about 0.1 s) than
+    running them on a batch of a few thousand rows.
+    """
+    cursor.execute("SET LOCAL jit = off")

@@ -20,7 +20,9 @@ class ReimbursementLine(models.Model):
         IN_PROGRESS = "in_progress", "En cours"
         PAID = "paid", "Payé"
 
-    line_id = models.CharField(max_length=64, unique=True)
+    # Unique through Meta.constraints: `unique=True` would add, on PostgreSQL, a
+    # second index (for LIKE queries, which nothing runs) that every import maintains.
+    line_id = models.CharField(max_length=64)
     member = models.ForeignKey(
         "members.Member", on_delete=models.PROTECT, related_name="reimbursement_lines"
     )
@@ -56,6 +58,10 @@ class ReimbursementLine(models.Model):
             # Keyset pagination of "Mes paiements", newest payment first.
             models.Index(fields=["member", "-payment_date", "-id"], name="reimb_member_paydate"),
             models.Index(fields=["member", "care_date"], name="reimb_member_care"),
+        ]
+        constraints = [
+            # The feed's key: imports upsert ON CONFLICT (line_id).
+            models.UniqueConstraint(fields=["line_id"], name="reimb_line_id_unique"),
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.core.feeds import feed_command_run
-from portal.payments import imports
+from portal.payments import imports, parallel
 
 
 class PaymentFeedCommand(BaseCommand):
@@ -39,6 +39,15 @@ class PaymentFeedCommand(BaseCommand):
             help="On PostgreSQL, write through the ORM instead of COPY (for comparison).",
         )
         parser.add_argument(
+            "--workers",
+            type=int,
+            help=(
+                "Processes checking the rows while this one writes; 0: check them here. "
+                f"Default: 0 under {parallel.PARALLEL_MIN_BYTES // 2**20} MiB, "
+                f"else one per CPU core (at most {parallel.MAX_WORKERS})."
+            ),
+        )
+        parser.add_argument(
             "--no-email",
             action="store_true",
             help=(
@@ -50,6 +59,14 @@ class PaymentFeedCommand(BaseCommand):
     def handle(self, *args, file: Path, strict: bool, batch_size: int, **options):
         if batch_size < 1:
             raise CommandError("--batch-size doit être un entier positif.", returncode=2)
+        workers = options["workers"]
+        if workers is not None and workers < 0:
+            raise CommandError("--workers doit être un entier positif ou nul.", returncode=2)
+        if workers is None:
+            try:
+                workers = parallel.default_workers(file.stat().st_size)
+            except OSError:
+                workers = 0  # reported below, when the file is opened
         report = feed_command_run(
             self,
             file=file,
@@ -60,6 +77,7 @@ class PaymentFeedCommand(BaseCommand):
                 batch_size=batch_size,
                 bulk=False if options["no_bulk"] else None,
                 notify=not options["no_email"],
+                workers=workers,
                 **callbacks,
             ),
         )
