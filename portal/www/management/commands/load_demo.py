@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import Account
+from portal.appointments.demo import demo_agenda_load, demo_appointment_today
 from portal.audit.services import record
 from portal.members.models import Beneficiary, Cpam, Member
 from portal.members.nir import key_for
-from portal.appointments.demo import demo_agenda_load, demo_appointment_today
 from portal.payments.demo import demo_payments_load
 from portal.staff.models import Staff
 
