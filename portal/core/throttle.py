@@ -8,6 +8,10 @@ Two shapes are offered:
   hourly ceiling (login). It refuses attempts until the delay has passed
   instead of sleeping, so an attacker cannot tie up web workers, and the
   delay never grows into a permanent lock.
+
+When Redis cannot be reached the counters go on in each process's memory
+(`portal.core.cache.FallbackCache`): logins and reset requests keep working,
+their limits applying per process until Redis answers again.
 """
 
 import hashlib
@@ -15,7 +19,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+
+from .cache import counters as cache
 
 WINDOW = 3600
 
