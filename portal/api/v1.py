@@ -4,7 +4,6 @@ import json
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.http import HttpResponse
@@ -17,6 +16,7 @@ from portal.appointments import calendar as appointments_calendar
 from portal.appointments import services as appointments
 from portal.appointments import slots as appointment_slots
 from portal.appointments.models import Channel, CommunicationMode, Motive, Site
+from portal.core.cache import agenda as cache
 from portal.core.http import client_ip
 from portal.members.nir import NirError, mask
 from portal.notifications.sms import SmsRecipientRefused, sms_recipient_normalize

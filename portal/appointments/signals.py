@@ -3,9 +3,9 @@
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from django.core.cache import cache
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from portal.core.cache import agenda as cache
 from portal.staff.models import Staff
 
 from .models import Absence, Advisor, Appointment, OpeningRange, RelayProfessional, RelayRange, Site

@@ -25,10 +25,11 @@ from datetime import timezone as dt_timezone
 from functools import lru_cache
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from portal.core.cache import agenda as cache
 
 from . import calendar
 from .models import (

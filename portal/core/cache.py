@@ -16,7 +16,7 @@ each limit while Redis is away (docs/operations.md, "Redis down: throttling
 falls back to per-process counters"). Errors that do not mean "unreachable"
 (a wrong password, a bug) are not caught.
 
-Only the throttles use it (`portal.core.throttle`): `/readyz` still talks
+The throttles and the agenda's search cache use it: `/readyz` still talks
 to the shared cache directly and reports it down, so that the outage is seen.
 """
 
@@ -55,8 +55,9 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
 class FallbackCache:
     """The cache named `alias`, or this process's memory while it is unreachable.
 
-    Offers the calls the throttles make (`add`, `incr`, `get`, `set`,
-    `delete`); thread-safe (gunicorn runs several threads per process).
+    Offers the calls the throttles and the agenda make (`add`, `incr`, `get`,
+    `set`, `delete`, `get_many`, `set_many`); thread-safe (gunicorn runs
+    several threads per process).
     """
 
     def __init__(
@@ -133,8 +134,17 @@ class FallbackCache:
     def delete(self, key):
         return self._call("delete", key)
 
+    def get_many(self, keys):
+        return self._call("get_many", keys)
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT):
+        return self._call("set_many", data, timeout=timeout)
+
 
 counters = FallbackCache()
+# The agenda's cached searches and their versions (portal.appointments.slots): with
+# Redis away, each process caches for itself, and a booking still checks again.
+agenda = FallbackCache()
 
 
 @receiver(setting_changed)
@@ -143,3 +153,4 @@ def _caches_changed(*, setting, **kwargs):
     # nothing about the new one.
     if setting == "CACHES":
         counters.reset()
+        agenda.reset()

@@ -418,3 +418,23 @@ def test_control_characters_are_dropped_from_the_message(
     slot = free(cpam, motive)[0]
     appointment = book(member_account, slot, motive, message="Ligne 1\x00\x07\nLigne\t2")
     assert appointment.message == "Ligne 1\nLigne\t2"
+
+
+def test_search_and_booking_work_with_the_shared_cache_unreachable(
+    now, cpam, motive, advisor, member_account
+):
+    """Redis away: searches are cached per process, bookings go on (no 500)."""
+    from django.test import override_settings
+
+    from portal.core.cache import agenda
+    from tests.core.test_cache_fallback import closed_port, redis_caches
+
+    with override_settings(CACHES=redis_caches(closed_port())):
+        found = free(cpam, motive)
+        assert len(found) == 9
+        appointment = book(member_account, found[0], motive)
+        assert agenda.degraded
+        assert found[0].start not in {s.start for s in free(cpam, motive)}
+        services.appointment_cancel(account=member_account, appointment=appointment)
+        assert found[0].start in {s.start for s in free(cpam, motive)}
+    agenda.reset()
