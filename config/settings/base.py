@@ -103,6 +103,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
                 "portal.core.context_processors.site",
+                "portal.console.context_processors.console",
             ],
         },
     }

@@ -7,6 +7,7 @@ cancelled, instead of piling up copies.
 
 from datetime import datetime
 from datetime import timezone as dt_timezone
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -57,7 +58,7 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False, email: st
         f"Pour annuler ou déplacer ce rendez-vous : {settings.SITE_URL}/agenda/",
     )
     event.add("status", "CANCELLED" if cancel else "CONFIRMED")
-    organizer = vCalAddress(f"mailto:{_address(settings.DEFAULT_FROM_EMAIL)}")
+    organizer = vCalAddress(f"mailto:{parseaddr(settings.DEFAULT_FROM_EMAIL)[1]}")
     organizer.params["cn"] = vText(settings.SERVICE_NAME)
     event.add("organizer", organizer)
     if email:
@@ -67,10 +68,3 @@ def appointment_ics(appointment: Appointment, *, cancel: bool = False, email: st
         event.add("attendee", attendee, encode=0)
     cal.add_component(event)
     return cal.to_ical().decode()
-
-
-def _address(from_email: str) -> str:
-    """`Name <a@b>` → `a@b`."""
-    if "<" in from_email:
-        return from_email.split("<", 1)[1].rstrip(">").strip()
-    return from_email

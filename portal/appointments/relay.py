@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from portal.notifications.sms import _NoRedirect  # a redirect is a failure, as for SMS
+
 from .models import CELL_MINUTES, Appointment, RelayProfessional, RelayRange
 
 logger = logging.getLogger(__name__)
@@ -155,11 +157,6 @@ class BuiltinProvider(RelayProvider):
 
     def link(self, appointment: Appointment) -> str:
         return f"{settings.VISIO_BASE_URL.rstrip('/')}/{secrets.token_urlsafe(16)}"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
 
 
 class WebhookProvider(RelayProvider):

@@ -647,15 +647,17 @@ def _advisor_share_lock(advisor_id: int) -> None:
             )
 
 
+def _cells(appointment: Appointment) -> list:
+    """The 5-minute cells the appointment covers."""
+    count = (appointment.ends_at - appointment.starts_at) // timedelta(minutes=CELL_MINUTES)
+    return [appointment.starts_at + timedelta(minutes=CELL_MINUTES * i) for i in range(count)]
+
+
 def _locks_take(appointment: Appointment) -> None:
-    step = timedelta(minutes=CELL_MINUTES)
-    cells = []
-    cell = appointment.starts_at
-    while cell < appointment.ends_at:
-        cells.append(
-            AdvisorTimeLock(advisor_id=appointment.advisor_id, cell=cell, appointment=appointment)
-        )
-        cell += step
+    cells = [
+        AdvisorTimeLock(advisor_id=appointment.advisor_id, cell=cell, appointment=appointment)
+        for cell in _cells(appointment)
+    ]
     try:
         with transaction.atomic():
             AdvisorTimeLock.objects.bulk_create(cells)
@@ -699,15 +701,11 @@ def _relay_take(appointment: Appointment, cpam) -> None:
     )
     bit = 1 << _cell_of(appointment.starts_at, day, tz)
     candidates = sorted(pro for (pro, _), run in per_pro.items() if run & bit)
-    step = timedelta(minutes=CELL_MINUTES)
     for professional_id in candidates:
-        cells = []
-        cell = appointment.starts_at
-        while cell < appointment.ends_at:
-            cells.append(
-                RelayTimeLock(professional_id=professional_id, cell=cell, appointment=appointment)
-            )
-            cell += step
+        cells = [
+            RelayTimeLock(professional_id=professional_id, cell=cell, appointment=appointment)
+            for cell in _cells(appointment)
+        ]
         try:
             with transaction.atomic():
                 RelayTimeLock.objects.bulk_create(cells)

@@ -85,17 +85,21 @@ def can_view_planning(staff) -> bool:
     return (_is(staff, PHONE, DESK) and _advisor_of(staff) is not None) or _is(staff, SUPERVISOR)
 
 
+def _holds(staff, appointment) -> bool:
+    """The staff member is the advisor who holds the appointment."""
+    advisor = _advisor_of(staff) if _is(staff, PHONE, DESK) else None
+    return advisor is not None and appointment.advisor_id == advisor.pk
+
+
 def can_view_appointment(staff, appointment) -> bool:
     if _is(staff, SUPERVISOR):
         return appointment.member.cpam_id == staff.cpam_id
-    advisor = _advisor_of(staff) if _is(staff, PHONE, DESK) else None
-    return advisor is not None and appointment.advisor_id == advisor.pk
+    return _holds(staff, appointment)
 
 
 def can_record_outcome(staff, appointment) -> bool:
     """Only the advisor who holds the appointment records how it went."""
-    advisor = _advisor_of(staff) if _is(staff, PHONE, DESK) else None
-    return advisor is not None and appointment.advisor_id == advisor.pk
+    return _holds(staff, appointment)
 
 
 def can_cancel_appointment(staff, appointment) -> bool:
