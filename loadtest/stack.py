@@ -194,8 +194,8 @@ class Stack:
             self.stop()
             raise RuntimeError(f"prod-local did not become ready: see {self.log_path}")
         # The workers and the scheduler start after gunicorn answers.
-        wait_for(lambda: len(self.db_workers()) >= 2, 60, 0.5)
-        log(f"prod-local ready: {len(self.db_workers())} task workers, pid {self.process.pid}")
+        wait_for(lambda: len(self.task_workers()) >= 2, 60, 0.5)
+        log(f"prod-local ready: {len(self.task_workers())} task workers, pid {self.process.pid}")
         return self
 
     def alive(self) -> bool:
@@ -253,8 +253,8 @@ class Stack:
                 found.append(child)
         return found
 
-    def db_workers(self) -> list[psutil.Process]:
-        return [p for p in self._matching("manage.py", "db_worker") if p.name() != "runuser"]
+    def task_workers(self) -> list[psutil.Process]:
+        return [p for p in self._matching("manage.py", "task_worker") if p.name() != "runuser"]
 
     def scheduler(self) -> list[psutil.Process]:
         return self._matching("manage.py", "scheduler")
@@ -308,7 +308,7 @@ class Stack:
             groups["web"] += total(master)
             for child in master.children(recursive=True):
                 groups["web"] += total(child)
-        for process in self.db_workers() + self.scheduler():
+        for process in self.task_workers() + self.scheduler():
             groups["workers"] += total(process)
         redis = self.redis_server()
         if redis:

@@ -4,7 +4,7 @@
 # Under var/prod-local/: a PostgreSQL cluster and a Redis server (Debian's
 # packages, installed with apt-get when missing; both on 127.0.0.1 only),
 # then the site under gunicorn with several workers, two task workers
-# (db_worker) and the periodic scheduler. Ctrl-C (or SIGTERM) stops them all,
+# (task_worker) and the periodic scheduler. Ctrl-C (or SIGTERM) stops them all,
 # the servers included; the data stays in var/prod-local/ for the next start.
 #
 # Environment (defaults): PORT (8000), PG_PORT (54330), REDIS_PORT (63790),
@@ -215,9 +215,9 @@ for _ in $(seq 150); do
   kill -0 "${pids[0]}" 2>/dev/null || die "gunicorn did not start"
   sleep 0.2
 done
-"$BIN/python" manage.py db_worker --interval 1 --worker-id prod-local-1 &
+"$BIN/python" manage.py task_worker --interval 1 --worker-id prod-local-1 &
 pids+=($!)
-"$BIN/python" manage.py db_worker --interval 1 --worker-id prod-local-2 &
+"$BIN/python" manage.py task_worker --interval 1 --worker-id prod-local-2 &
 pids+=($!)
 "$BIN/python" manage.py scheduler &
 pids+=($!)

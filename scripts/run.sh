@@ -14,7 +14,7 @@ if [ "$DEMO" = "1" ]; then
   "$BIN/python" manage.py load_demo
 fi
 
-"$BIN/python" manage.py db_worker --interval 0.5 &
+"$BIN/python" manage.py task_worker --interval 0.5 &
 worker=$!
 "$BIN/gunicorn" config.wsgi:application --bind "127.0.0.1:$PORT" --workers 1 --threads 8 \
   --error-logfile - &  # access lines come from the app, secrets masked

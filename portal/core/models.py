@@ -16,3 +16,23 @@ class PeriodicJob(models.Model):
 
     def __str__(self) -> str:
         return f"periodic job {self.name}"
+
+
+class TaskWorker(models.Model):
+    """A running task worker's heartbeat (`manage.py task_worker`, `portal.core.workers`).
+
+    Each worker writes its row every few seconds from a thread of its own,
+    also while a task runs. A task left `RUNNING` by a worker whose row has
+    gone stale (killed, its machine lost), or by an earlier life of a worker
+    id that started again since, is put back in the queue by the live ones.
+    """
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    # This life of the worker id: a task it claimed before that is orphaned.
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"task worker {self.worker_id}"
