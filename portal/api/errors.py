@@ -21,6 +21,7 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "request_too_large",
     429: "throttled",
+    503: "service_unavailable",
 }
 
 
