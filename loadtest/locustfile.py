@@ -43,6 +43,9 @@ _bookers = iter(DATA["book"])
 latencies: dict[str, list[float]] = defaultdict(list)
 statuses: dict[str, Counter] = defaultdict(Counter)
 reset_accepted: list[dict] = []
+# Every member a reset request was sent for, answered or not: a request still
+# in flight when Locust stops has no answer here, but the server may take it.
+reset_sent: list[str] = []
 bookings: list[dict] = []
 pools_exhausted: Counter = Counter()
 started_at = time.time()
@@ -83,6 +86,7 @@ def _write(environment, **kwargs):
                 "latencies_ms": latencies,
                 "statuses": statuses,
                 "reset_accepted": reset_accepted,
+                "reset_sent": reset_sent,
                 "bookings": bookings,
                 "pools_exhausted": pools_exhausted,
             },
@@ -169,6 +173,7 @@ class ResetRequester(Member):
         # Each request is another member, from another place: the per-address
         # limit (20 an hour) is not what this measures.
         self.headers = {"X-Forwarded-For": _address()}
+        reset_sent.append(member["email"])
         with self.client.post(
             "/api/v1/password-reset",
             json={"nir": member["nir"], "birth_date": member["birth_date"]},
@@ -189,6 +194,7 @@ class ResetRequester(Member):
         self.headers = {"X-Forwarded-For": _address()}
         token = self.csrf("/mot-de-passe-oublie/", "GET /mot-de-passe-oublie/")
         year, month, day = member["birth_date"].split("-")
+        reset_sent.append(member["email"])
         with self.client.post(
             "/mot-de-passe-oublie/",
             data={

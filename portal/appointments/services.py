@@ -232,6 +232,9 @@ def appointment_book(
             if channel == Channel.RELAY:
                 _relay_take(appointment, member.cpam)
                 _relay_link(appointment, "booked")
+            _email(account, appointment, "appointment_booked")
+            _reminder_queue(appointment, now)
+            # Last: the audit chain's lock is held until the commit (see `record`).
             record(
                 action="appointment.booked",
                 actor=f"account:{account.pk}",
@@ -239,8 +242,6 @@ def appointment_book(
                 ip=ip,
                 data=_audit_data(appointment),
             )
-            _email(account, appointment, "appointment_booked")
-            _reminder_queue(appointment, now)
             metrics.appointment_booked(channel=channel)
     except SlotTaken:
         raise SlotTaken(_alternatives(member, motive, channel, ref, now)) from None
@@ -549,8 +550,21 @@ def appointment_remind(*, appointment_id: int, sequence: int, now: datetime | No
     """
     now = now or timezone.now()
     with transaction.atomic():
+        # `of`: the appointment's row only. Over a join, FOR UPDATE locks every
+        # row joined, and a locked motive stops every booking of that motive
+        # (their foreign key check) while this waits for the audit chain.
+        member_id = (
+            Appointment.objects.filter(pk=appointment_id)
+            .values_list("member_id", flat=True)
+            .first()
+        )
+        if member_id is None:
+            return False
+        # The member's row first, as booking, moving and cancelling take it:
+        # one lock order (member, appointment, audit chain), no deadlock.
+        Member.objects.select_for_update().filter(pk=member_id).first()
         appointment = (
-            Appointment.objects.select_for_update()
+            Appointment.objects.select_for_update(of=("self",))
             .select_related("motive", "site", "member")
             .filter(pk=appointment_id)
             .first()
