@@ -192,6 +192,8 @@ SQL
 
 # --- the app ----------------------------------------------------------------------------------
 export DATABASE_URL="postgres://portal:$PG_PASSWORD@127.0.0.1:$PG_PORT/portal"
+TOTP_ENCRYPTION_KEYS=${TOTP_ENCRYPTION_KEYS:-$(secret totp-encryption-key)}
+export TOTP_ENCRYPTION_KEYS
 export CACHE_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0"
 export DEMO=${DEMO:-1}
 export LOG_FORMAT=${LOG_FORMAT:-json}

@@ -209,6 +209,9 @@ CSRF_FAILURE_VIEW = "portal.www.views.errors.csrf_failure"
 
 # Key of the HMAC chaining the audit entries (docs/security.md); empty: plain SHA-256.
 AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default="")
+# Keys encrypting the staff's TOTP secrets at rest (portal/core/sealing.py): the
+# first seals, all unseal (rotation). Empty: derived from SECRET_KEY (and fallbacks).
+TOTP_ENCRYPTION_KEYS = env.list("TOTP_ENCRYPTION_KEYS", default=[])
 ACCOUNT_CONFIRMATION_TTL = env.int("ACCOUNT_CONFIRMATION_TTL", default=24 * 3600)
 API_TOKEN_TTL = env.int("API_TOKEN_TTL", default=3600)
 # Account creation: attempts per NIR and per client IP in one hour.

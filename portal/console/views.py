@@ -148,7 +148,8 @@ def enrolment(request):
                     _("Votre accès est prêt. Connectez-vous avec votre mot de passe et un code."),
                 )
                 return redirect("console:login")
-    uri = totp.provisioning_uri(key_hex=staff.totp_key, email=staff.email)
+    secret = staff.totp_secret
+    uri = totp.provisioning_uri(key_hex=secret, email=staff.email)
     response = render(
         request,
         "console/enrolment.html",
@@ -157,7 +158,7 @@ def enrolment(request):
             "form": form,
             "staff": staff,
             "qr_svg": totp.qr_svg(uri),
-            "manual_key": totp.manual_key(staff.totp_key),
+            "manual_key": totp.manual_key(secret),
         },
         status=status,
     )

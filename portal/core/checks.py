@@ -22,6 +22,16 @@ def production_settings(app_configs, **kwargs):
                 id="portal.W002",
             )
         )
+    if not settings.TOTP_ENCRYPTION_KEYS:
+        problems.append(
+            Warning(
+                "TOTP_ENCRYPTION_KEYS is not set: the staff's TOTP secrets are encrypted with "
+                "a key derived from SECRET_KEY, whose rotation then needs `manage.py "
+                "totp_keys_rotate` before the old key leaves SECRET_KEY_FALLBACKS, or every "
+                "advisor is locked out. Set a key of its own (docs/operations.md).",
+                id="portal.W003",
+            )
+        )
     return problems
 
 

@@ -1,4 +1,13 @@
+import logging
+
 from django.db import models
+
+from portal.core import sealing
+
+logger = logging.getLogger(__name__)
+
+# What the staff's TOTP secrets are sealed for (bound into the encryption).
+TOTP_SEALING = "staff totp"
 
 
 class Staff(models.Model):
@@ -20,8 +29,9 @@ class Staff(models.Model):
     cpam = models.ForeignKey("members.Cpam", on_delete=models.PROTECT, related_name="staff")
     password = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=True)
-    # TOTP (RFC 6238) secret, hex; confirmed once the person proved their app has it.
-    totp_key = models.CharField(max_length=80, blank=True)
+    # TOTP (RFC 6238) secret, encrypted (`totp_secret` reads it, `totp_secret_set`
+    # writes it); confirmed once the person proved their app has it.
+    totp_key = models.CharField(max_length=200, blank=True)
     totp_confirmed_at = models.DateTimeField(null=True, blank=True)
     # Last accepted time step: a code is never accepted twice (replay).
     totp_last_t = models.BigIntegerField(default=-1)
@@ -38,6 +48,26 @@ class Staff(models.Model):
     @property
     def actor(self) -> str:
         return f"staff:{self.pk}"
+
+    @property
+    def totp_secret(self) -> str:
+        """The TOTP secret in hex, decrypted ("" when none, or when it cannot be
+        decrypted: logged, and then no code matches)."""
+        if not self.totp_key:
+            return ""
+        try:
+            return sealing.unseal(self.totp_key, purpose=TOTP_SEALING)
+        except sealing.UnsealError as error:
+            logger.error(
+                "TOTP secret of staff %s cannot be decrypted (%s): check TOTP_ENCRYPTION_KEYS",
+                self.pk,
+                error,
+            )
+            return ""
+
+    def totp_secret_set(self, key_hex: str) -> None:
+        """Encrypt and keep `key_hex` (the caller saves `totp_key`)."""
+        self.totp_key = sealing.seal(key_hex, purpose=TOTP_SEALING) if key_hex else ""
 
     @property
     def enrolled(self) -> bool:

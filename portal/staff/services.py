@@ -33,9 +33,9 @@ def staff_create(*, email: str, role: str, cpam_code: str, actor: str) -> tuple[
     cpam = Cpam.objects.get(code=cpam_code)
     if role not in Staff.Role.values:
         raise ValueError(f"unknown role {role!r}")
-    staff = Staff.objects.create(
-        email=email.strip().lower(), role=role, cpam=cpam, totp_key=totp.new_key()
-    )
+    staff = Staff(email=email.strip().lower(), role=role, cpam=cpam)
+    staff.totp_secret_set(totp.new_key())
+    staff.save(force_insert=True)
     link = staff_enrolment_issue(staff=staff, actor=actor)
     record(
         action="staff.created",
@@ -54,7 +54,7 @@ def staff_enrolment_issue(*, staff: Staff, actor: str) -> str:
         if staff.totp_confirmed_at or not staff.totp_key:
             # Re-enrolment (lost phone, forgotten password): a fresh key, and no
             # login until the new link is used.
-            staff.totp_key = totp.new_key()
+            staff.totp_secret_set(totp.new_key())
             staff.totp_confirmed_at = None
             staff.password = ""
             staff.session_epoch += 1
@@ -94,7 +94,7 @@ def staff_enrol(*, token: str, password: str, code: str, ip: str) -> Staff:
     )
     if rules:
         raise WeakPassword(rules)
-    step = totp.verify(key_hex=staff.totp_key, code=code, last_t=-1)
+    step = totp.verify(key_hex=staff.totp_secret, code=code, last_t=-1)
     if step is None:
         raise InvalidCredentials()
     with transaction.atomic():
@@ -146,7 +146,7 @@ def staff_authenticate(*, email: str, password: str, code: str, ip: str) -> Staf
     password_ok = check_password(password, staff.password if staff and staff.password else _dummy())
     step = None
     if staff and password_ok and staff.totp_confirmed_at:
-        step = totp.verify(key_hex=staff.totp_key, code=code, last_t=staff.totp_last_t)
+        step = totp.verify(key_hex=staff.totp_secret, code=code, last_t=staff.totp_last_t)
     if step is None:
         by_email.fail(key)
         by_ip.fail(ip)

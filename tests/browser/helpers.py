@@ -38,7 +38,7 @@ def staff_login(page, email: str) -> None:
     page.get_by_label("Adresse électronique professionnelle").fill(email)
     page.locator("#id_password").fill(DEMO_STAFF_PASSWORD)
     page.get_by_label("Code de l’application d’authentification").fill(
-        totp.current_code(staff.totp_key)
+        totp.current_code(staff.totp_secret)
     )
     page.locator("main").get_by_role("button", name="Se connecter").click()
     page.wait_for_url(re.compile(r".*/conseiller/$"))

@@ -21,14 +21,16 @@ STAFF_PASSWORD = "Mot-De-Passe-Conseiller-1"
 
 def make_staff(role: str, cpam=None, email=None) -> Staff:
     cpam = cpam or CpamFactory()
-    return Staff.objects.create(
+    staff = Staff(
         email=email or f"{role}.{Staff.objects.count()}@caisse.example",
         role=role,
         cpam=cpam,
         password=make_password(STAFF_PASSWORD),
-        totp_key=totp.new_key(),
         totp_confirmed_at=timezone.now(),
     )
+    staff.totp_secret_set(totp.new_key())
+    staff.save(force_insert=True)
+    return staff
 
 
 def staff_login(client, staff: Staff):
@@ -38,7 +40,7 @@ def staff_login(client, staff: Staff):
         {
             "email": staff.email,
             "password": STAFF_PASSWORD,
-            "code": totp.current_code(staff.totp_key),
+            "code": totp.current_code(staff.totp_secret),
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]

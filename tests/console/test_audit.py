@@ -31,7 +31,7 @@ OTHER_NIR13 = "1850575111222"
 
 
 def login(client, staff, used_codes):
-    code = totp.current_code(staff.totp_key)
+    code = totp.current_code(staff.totp_secret)
     used_codes.append(code)
     response = client.post(
         "/conseiller/connexion/",

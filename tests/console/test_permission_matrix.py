@@ -201,7 +201,7 @@ def test_console_posts_need_the_csrf_token(path):
             **with_token,
             "email": staff.email,
             "password": STAFF_PASSWORD,
-            "code": totp.current_code(staff.totp_key),
+            "code": totp.current_code(staff.totp_secret),
         },
     )
     token = client.cookies["csrftoken"].value  # rotated at login

@@ -37,7 +37,6 @@ def staff(role, **overrides) -> Staff:
         "role": role,
         "cpam_id": OWN_CPAM,
         "password": "pbkdf2_sha256$hash",
-        "totp_key": "00" * 20,
         "totp_confirmed_at": timezone.now(),
         "is_active": True,
         **overrides,

@@ -80,7 +80,7 @@ def test_login_without_a_code_is_refused(client):
 def test_login_with_a_wrong_code_is_refused(client):
     staff = make_staff("phone_advisor")
     with time_machine.travel(T0, tick=False):
-        right = totp.current_code(staff.totp_key)
+        right = totp.current_code(staff.totp_secret)
         wrong = f"{(int(right) + 1) % 10**6:06d}"
         response = login(client, staff.email, code=wrong)
         assert response.status_code == 400
@@ -98,7 +98,7 @@ def test_login_with_a_wrong_code_is_refused(client):
 def test_a_code_opens_one_session_only(client):
     staff = make_staff("phone_advisor")
     with time_machine.travel(T0, tick=False) as clock:
-        code = totp.current_code(staff.totp_key)
+        code = totp.current_code(staff.totp_secret)
         assert login(client, staff.email, code=code)["Location"] == "/conseiller/"
         assert logged_in(client)
         client.post("/conseiller/deconnexion/")
@@ -111,7 +111,9 @@ def test_a_code_opens_one_session_only(client):
         assert login(other, staff.email, code=code).status_code == 400
         assert not logged_in(client) and not logged_in(other)
         clock.shift(30)  # the next code is accepted
-        assert login(other, staff.email, code=totp.current_code(staff.totp_key)).status_code == 302
+        assert (
+            login(other, staff.email, code=totp.current_code(staff.totp_secret)).status_code == 302
+        )
         assert logged_in(other)
 
 
@@ -119,9 +121,11 @@ def test_a_code_opens_one_session_only(client):
 def test_the_previous_code_is_refused_once_a_later_one_was_used(client):
     staff = make_staff("phone_advisor")
     with time_machine.travel(T0, tick=False) as clock:
-        earlier = totp.current_code(staff.totp_key)
+        earlier = totp.current_code(staff.totp_secret)
         clock.shift(30)
-        assert login(client, staff.email, code=totp.current_code(staff.totp_key)).status_code == 302
+        assert (
+            login(client, staff.email, code=totp.current_code(staff.totp_secret)).status_code == 302
+        )
         client.post("/conseiller/deconnexion/")
         # Within the clock tolerance, but older than the one already used.
         assert login(client, staff.email, code=earlier).status_code == 400
@@ -133,7 +137,7 @@ def test_staff_not_enrolled_cannot_log_in(client):
     create_staff("pas.enrole@caisse.example")
     staff = Staff.objects.get(email="pas.enrole@caisse.example")
     with time_machine.travel(T0, tick=False):
-        code = totp.current_code(staff.totp_key)
+        code = totp.current_code(staff.totp_secret)
         assert login(client, staff.email, password="", code=code).status_code == 400
         assert login(client, staff.email, password=CHOSEN, code=code).status_code == 400
         assert not logged_in(client)
@@ -141,7 +145,9 @@ def test_staff_not_enrolled_cannot_log_in(client):
     half = make_staff("phone_advisor")
     Staff.objects.filter(pk=half.pk).update(totp_confirmed_at=None)
     with time_machine.travel(T0, tick=False):
-        assert login(client, half.email, code=totp.current_code(half.totp_key)).status_code == 400
+        assert (
+            login(client, half.email, code=totp.current_code(half.totp_secret)).status_code == 400
+        )
         assert not logged_in(client)
 
 
@@ -149,7 +155,7 @@ def test_staff_not_enrolled_cannot_log_in(client):
 def test_a_deactivated_staff_loses_the_console_at_once(client):
     staff = make_staff("phone_advisor")
     with time_machine.travel(T0, tick=False):
-        login(client, staff.email, code=totp.current_code(staff.totp_key))
+        login(client, staff.email, code=totp.current_code(staff.totp_secret))
         assert logged_in(client)
         Staff.objects.filter(pk=staff.pk).update(is_active=False)
         assert client.get("/conseiller/")["Location"] == LOGIN
@@ -233,7 +239,7 @@ def test_enrolment_link_expires_after_72_hours(client):
         response = client.get("/conseiller/enrolement/")
         assert response.status_code == 400
         assert "Ce lien a expiré (72 heures)." in response.content.decode()
-        key = totp.manual_key(Staff.objects.get().totp_key)
+        key = totp.manual_key(Staff.objects.get().totp_secret)
         assert enrol(client, app_code(key)).status_code == 400
     assert not Staff.objects.get().enrolled
 

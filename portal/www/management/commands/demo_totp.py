@@ -21,4 +21,4 @@ class Command(BaseCommand):
         ).first()
         if staff is None or not email.endswith("@example.org"):
             raise CommandError("no enrolled demo staff member with this email")
-        self.stdout.write(totp.current_code(staff.totp_key))
+        self.stdout.write(totp.current_code(staff.totp_secret))

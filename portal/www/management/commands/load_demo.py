@@ -113,7 +113,7 @@ class Command(BaseCommand):
                 )
                 if created:
                     staff.password = make_password(DEMO_STAFF_PASSWORD)
-                    staff.totp_key = key
+                    staff.totp_secret_set(key)
                     staff.totp_confirmed_at = timezone.now()
                     staff.save()
                     record(action="staff.created.demo", actor="demo", data={"staff_id": staff.pk})
