@@ -72,7 +72,8 @@ MIDDLEWARE = [
     "portal.api.middleware.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's SessionMiddleware, saving an unchanged session at most every minute.
+    "portal.accounts.sessions.SlidingSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,6 +115,15 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Each web worker keeps its connection between requests instead of opening one
+# per request (a new server process and a SCRAM exchange each time: most of the
+# time of a light page). Checked before its first use in a request (one
+# `SELECT 1`), so that a restarted database costs a reconnection, not an
+# error. 0: one connection per request.
+DATABASE_CONN_MAX_AGE = env.int("DATABASE_CONN_MAX_AGE", default=600)
+DATABASE_CONN_HEALTH_CHECKS = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
+DATABASES["default"].setdefault("CONN_MAX_AGE", DATABASE_CONN_MAX_AGE)
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", DATABASE_CONN_HEALTH_CHECKS)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server and the task worker use the file at once.
     DATABASES["default"]["OPTIONS"] = {
@@ -129,6 +139,8 @@ DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
     DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASE_CONN_MAX_AGE)
+    DATABASES["replica"].setdefault("CONN_HEALTH_CHECKS", DATABASE_CONN_HEALTH_CHECKS)
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["portal.core.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -184,7 +196,11 @@ SESSION_COOKIE_SECURE = env.bool(
 SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
 SESSION_ABSOLUTE_TIMEOUT = env.int("SESSION_ABSOLUTE_TIMEOUT", default=12 * 3600)
 SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT
-SESSION_SAVE_EVERY_REQUEST = True  # sliding idle timeout
+# Sliding idle timeout: an unchanged session is saved again (its expiry pushed
+# back) at most every SESSION_REFRESH_EVERY seconds, not at every request
+# (portal/accounts/sessions.py).
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_REFRESH_EVERY = env.int("SESSION_REFRESH_EVERY", default=60)
 LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 LANGUAGE_COOKIE_HTTPONLY = True

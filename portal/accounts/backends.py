@@ -14,8 +14,9 @@ class NirBackend(BaseBackend):
         return None
 
     def get_user(self, user_id):
-        return (
-            Account.objects.select_related("member__cpam")
-            .filter(pk=user_id, state=Account.State.ACTIVE)
-            .first()
-        )
+        # At every request: a slice, not `.first()`, whose ORDER BY on the
+        # primary key would be one more clause to build for at most one row.
+        found = Account.objects.select_related("member__cpam").filter(
+            pk=user_id, state=Account.State.ACTIVE
+        )[:1]
+        return found[0] if found else None

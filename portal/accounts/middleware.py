@@ -9,8 +9,9 @@ SESSION_STARTED_KEY = "auth_started_at"
 class SessionLifetimeMiddleware:
     """Ends a session 12 h after login whatever the activity (absolute timeout).
 
-    The 30-minute idle timeout is the session's own expiry, pushed back at
-    every request (SESSION_SAVE_EVERY_REQUEST) and enforced by the server.
+    The 30-minute idle timeout is the session's own expiry, pushed back as
+    requests come (at most every minute: portal/accounts/sessions.py) and
+    enforced by the server.
     """
 
     def __init__(self, get_response):

@@ -1,10 +1,14 @@
-"""Secrets kept in the database, encrypted at rest (AES-256-GCM).
+"""Secrets kept in the database or the shared cache, encrypted (AES-256-GCM).
 
 Used for the staff's TOTP secrets: unlike a password, a TOTP secret must be
 read back to check a code, so it cannot be hashed. Encrypted, a copy of the
 database (a backup, a replica, an SQL injection) does not let anyone make
 an advisor's codes without also holding the key, which lives in the
 environment (`TOTP_ENCRYPTION_KEYS`), not in the database.
+
+The first page of Mes paiements kept in the shared cache (Redis) is sealed
+too (with SECRET_KEY): the cache then holds neither health data in clear
+nor HTML that someone able to write to Redis could have the portal serve.
 
 A sealed value reads `v1$<key id>$<base64 of nonce + ciphertext + tag>`.
 Keys are strings of any length; each is stretched with HKDF-SHA256 into an
@@ -19,6 +23,7 @@ rotating these too.
 import base64
 import hashlib
 import secrets
+from collections.abc import Sequence
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
@@ -46,21 +51,28 @@ def _key_id(key: bytes) -> str:
     return hashlib.sha256(b"key id" + key).hexdigest()[:8]
 
 
-def _keys(purpose: str) -> list[bytes]:
-    """The AES keys for `purpose`, the sealing one first."""
-    configured = list(getattr(settings, "TOTP_ENCRYPTION_KEYS", []) or [])
-    secrets_ = configured or [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+def _keys(purpose: str, secrets_: Sequence[str] | None = None) -> list[bytes]:
+    """The AES keys for `purpose`, the sealing one first: from `secrets_`, or
+    by default from TOTP_ENCRYPTION_KEYS (else SECRET_KEY and its fallbacks)."""
+    if secrets_ is None:
+        configured = list(getattr(settings, "TOTP_ENCRYPTION_KEYS", []) or [])
+        secrets_ = configured or [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
     return [_aes_key(secret, purpose) for secret in secrets_ if secret]
 
 
-def seal(plaintext: str, *, purpose: str) -> str:
-    key = _keys(purpose)[0]
+def seal_bytes(
+    data: bytes, *, purpose: str, keys: Sequence[str] | None = None, bound_to: str = ""
+) -> str:
+    """`bound_to`: what the value is for (a cache key…): unsealing needs the same."""
+    key = _keys(purpose, keys)[0]
     nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), purpose.encode())
+    sealed = AESGCM(key).encrypt(nonce, data, _aad(purpose, bound_to))
     return f"{VERSION}${_key_id(key)}${base64.b64encode(nonce + sealed).decode()}"
 
 
-def unseal(value: str, *, purpose: str) -> str:
+def unseal_bytes(
+    value: str, *, purpose: str, keys: Sequence[str] | None = None, bound_to: str = ""
+) -> bytes:
     try:
         version, key_id, payload = value.split("$")
         raw = base64.b64decode(payload, validate=True)
@@ -68,17 +80,27 @@ def unseal(value: str, *, purpose: str) -> str:
         raise UnsealError("not a sealed value") from None
     if version != VERSION:
         raise UnsealError(f"unknown version {version!r}")
-    for key in _keys(purpose):
+    for key in _keys(purpose, keys):
         if _key_id(key) == key_id:
             try:
-                return (
-                    AESGCM(key)
-                    .decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], purpose.encode())
-                    .decode()
+                return AESGCM(key).decrypt(
+                    raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(purpose, bound_to)
                 )
             except InvalidTag:
                 raise UnsealError("altered, or sealed for another purpose") from None
     raise UnsealError(f"sealed with key {key_id}, which is not configured")
+
+
+def _aad(purpose: str, bound_to: str) -> bytes:
+    return purpose.encode() + (b"\0" + bound_to.encode() if bound_to else b"")
+
+
+def seal(plaintext: str, *, purpose: str, keys: Sequence[str] | None = None) -> str:
+    return seal_bytes(plaintext.encode(), purpose=purpose, keys=keys)
+
+
+def unseal(value: str, *, purpose: str, keys: Sequence[str] | None = None) -> str:
+    return unseal_bytes(value, purpose=purpose, keys=keys).decode()
 
 
 def sealed_with_current_key(value: str, *, purpose: str) -> bool:

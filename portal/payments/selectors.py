@@ -10,11 +10,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
-from django.db.models import Count, F, Q, Sum
+from django.db import connections, router
+from django.db.models import F, Q, Sum
 from django.http import Http404
 
-from portal.members.models import Member
+from portal.members.models import Beneficiary, Member
 
 from .models import AllowancePayment, ReimbursementLine, WorkStoppage
 from .perms import can_view_payments, can_view_reimbursement
@@ -80,7 +82,7 @@ def transfers_page(
     keys = (
         lines.filter(payment_date__isnull=False)
         .values("payment_date", "payment_reference")
-        .annotate(total=Sum("net_reimbursed"), count=Count("id"))
+        .distinct()
         .order_by("-payment_date", "-payment_reference")
     )
     decoded = _decode(cursor, 2) if cursor else None
@@ -97,24 +99,27 @@ def transfers_page(
     more = len(keys) > PAGE_SIZE
     keys = keys[:PAGE_SIZE]
     transfers: OrderedDict[tuple, Transfer] = OrderedDict()
+    # One query for the lines of the page: those not paid yet (first page
+    # only) and those of its transfers, whose totals are summed here.
+    wanted = Q(payment_date__isnull=True) if not cursor else Q()
     if not cursor:
-        pending = list(lines.filter(payment_date__isnull=True).order_by("-care_date", "-id"))
-        if pending:
-            transfers[("pending", "")] = Transfer(
-                None, "", sum((line.net_reimbursed for line in pending), Decimal("0")), "", pending
-            )
+        transfers[(None, "")] = Transfer(None, "", Decimal("0"), "", [])
     for key in keys:
+        wanted |= Q(payment_date=key["payment_date"], payment_reference=key["payment_reference"])
         transfers[(key["payment_date"], key["payment_reference"])] = Transfer(
-            key["payment_date"], key["payment_reference"], key["total"], "", []
+            key["payment_date"], key["payment_reference"], Decimal("0"), "", []
         )
-    if keys:
-        q = Q()
-        for key in keys:
-            q |= Q(payment_date=key["payment_date"], payment_reference=key["payment_reference"])
-        for line in lines.filter(q).order_by("-care_date", "-id"):
-            transfer = transfers[(line.payment_date, line.payment_reference)]
+    if transfers:
+        for line in lines.filter(wanted).order_by("-care_date", "-id"):
+            transfer = transfers[
+                (line.payment_date, line.payment_reference if line.payment_date else "")
+            ]
             transfer.lines.append(line)
-            transfer.payee = transfer.payee or line.get_payee_display()
+            transfer.total += line.net_reimbursed
+            if line.payment_date:
+                transfer.payee = transfer.payee or line.get_payee_display()
+    if not cursor and not transfers[(None, "")].lines:
+        del transfers[(None, "")]
     next_cursor = (
         _encode(keys[-1]["payment_date"].isoformat(), keys[-1]["payment_reference"])
         if more
@@ -205,6 +210,77 @@ def monthly_totals(*, account, today: date, months: int = 12):
         else [0] * months
     )
     return months_list, list(series.items()), totals
+
+
+def has_stoppages(*, account) -> bool:
+    """Whether the member has a work stoppage (Mes paiements links to them)."""
+    return can_view_payments(account) and (
+        WorkStoppage.objects.filter(member_id=account.member_id).exists()
+    )
+
+
+class FirstPageVersion(NamedTuple):
+    lines: int
+    last_update: object  # a datetime (a string on SQLite)
+    last_id: int | None
+    stoppages: int
+    beneficiaries: object  # a string, or rows when read apart
+
+
+def first_page_version(*, account) -> FirstPageVersion | None:
+    """What the first page of Mes paiements shows from the database, in brief.
+
+    The number, newest update and highest id of the member's reimbursement
+    lines (an import that adds or changes one changes `updated_at` or the
+    count), the number of their work stoppages (the page only links to them)
+    and their beneficiaries (ids, birth dates, first names: the filter and the
+    chart name them), read where the page reads them: one query, or two when
+    the payment tables are read from a replica (the members' stay on the
+    primary). None when the viewer may not see payments.
+    """
+    if not can_view_payments(account):
+        return None
+    database = router.db_for_read(ReimbursementLine)
+    connection = connections[database]
+    name = connection.ops.quote_name
+    lines = name(ReimbursementLine._meta.db_table)
+    stoppages = name(WorkStoppage._meta.db_table)
+    beneficiaries = name(Beneficiary._meta.db_table)
+    same_database = router.db_for_read(Beneficiary) == database
+    named = _BENEFICIARIES_SQL.get(connection.vendor) if same_database else None
+    select = [
+        "COUNT(*)",
+        "MAX(updated_at)",
+        "MAX(id)",
+        f"(SELECT COUNT(*) FROM {stoppages} WHERE member_id = %s)",  # noqa: S608 (quoted names)
+    ]
+    params = [account.member_id]
+    if named:
+        select.append(f"(SELECT {named} FROM {beneficiaries} WHERE member_id = %s)")  # noqa: S608
+        params.append(account.member_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(select)} FROM {lines} WHERE member_id = %s",  # noqa: S608 (quoted names)
+            [*params, account.member_id],
+        )
+        row = cursor.fetchone()
+    if not named:
+        row = (
+            *row,
+            tuple(
+                Beneficiary.objects.filter(member_id=account.member_id)
+                .order_by("id")
+                .values_list("id", "birth_date", "first_names")
+            ),
+        )
+    return FirstPageVersion(*row)
+
+
+# The member's beneficiaries as one string, by database (others: a second query).
+_BENEFICIARIES_SQL = {
+    "postgresql": "string_agg(CONCAT(id, ':', birth_date, ':', first_names), '|' ORDER BY id)",
+    "sqlite": "group_concat(id || ':' || birth_date || ':' || first_names, '|')",
+}
 
 
 def stoppages(*, account):

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 
+from portal.api.schemas import ReimbursementOut, ReimbursementPage
 from portal.members.models import Beneficiary
 from portal.payments.models import AllowancePayment, WorkStoppage
 from tests.factories import PASSWORD, AccountFactory
@@ -114,3 +115,29 @@ def test_daily_allowances(client):
     assert [s["stoppage_id"] for s in body] == ["S-1"]
     assert body[0]["payments"][0]["net"] == "522.48"
     assert body[0]["next_payment_expected"] == "2026-02-06"
+
+
+@pytest.mark.django_db
+def test_reimbursements_answer_is_the_schemas_in_two_queries(client, django_assert_num_queries):
+    """Serialized by hand for speed (portal/api/v1.py): exactly what `ReimbursementPage` gives."""
+    account = AccountFactory()
+    child = Beneficiary.objects.create(
+        member=account.member,
+        nir="2150375111042",
+        first_names="Léa",
+        last_name="Martin",
+        birth_date=date(2015, 3, 8),
+    )
+    make_line(account.member, paid_on=date(2026, 2, 10), reference="VIR-1", beneficiary=child)
+    make_line(account.member, transmitted_to_complementary=True)
+    auth = bearer(client, account)
+    with django_assert_num_queries(2):  # the token (account, member), the lines
+        response = client.get("/api/v1/reimbursements", **auth)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    body = response.json()
+    validated = ReimbursementPage.model_validate(body).model_dump(mode="json")
+    assert body == validated
+    assert [list(item) for item in body["items"]] == [list(ReimbursementOut.model_fields)] * 2
+    assert body["items"][0]["beneficiary_nir"] == "2150375111042"
+    assert body["items"][1]["payment_date"] is None

@@ -2,9 +2,10 @@
 // (RGAA 13.1, WCAG 2.2.1). Progressive enhancement: without JavaScript the
 // dialog never opens and the server's timeout applies as before.
 //
-// The server pushes the session's expiry back at every request
-// (SESSION_SAVE_EVERY_REQUEST, and the staff's last-seen time), so "staying"
-// is one light request to a page of the site. Other tabs of the same site are
+// The server pushes the session's expiry back as requests come (at most every
+// minute, and at every HEAD request: portal/accounts/sessions.py; and the
+// staff's last-seen time), so "staying" is one light HEAD request to a page of
+// the site; data-timeout counts from the session's last save. Other tabs of the same site are
 // told through a BroadcastChannel (nothing is stored in the browser).
 (function () {
   "use strict";
