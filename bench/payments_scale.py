@@ -25,7 +25,8 @@ How:
   follow, then `VACUUM ANALYZE` (what autovacuum does after a load). Both
   are timed from the bench's process, Django already set up; the import
   checks the rows in worker processes (`--import-workers`, default: one per
-  core for a large file).
+  core for a large file) and writes the checked batches on more database
+  connections (`--import-writers`, default: 2 for a large file).
 - Some members spread over the register get an account (one known
   password). Two gunicorn servers (sync workers, DEBUG and DEMO off), one
   per size, each log them in for real: the web form for a session cookie,
@@ -225,6 +226,8 @@ def prepare_size(size: Size, args: argparse.Namespace, files: Path) -> None:
     options = ["--no-email"]
     if args.import_workers is not None:
         options += ["--workers", str(args.import_workers)]
+    if args.import_writers is not None:
+        options += ["--writers", str(args.import_writers)]
     output = io.StringIO()
     started = time.perf_counter()
     call_command("import_reimbursements", str(reimbursements), *options, stdout=output)
@@ -454,6 +457,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="--workers of import_reimbursements (default: its own, by file size)",
     )
+    parser.add_argument(
+        "--import-writers",
+        type=int,
+        help="--writers of import_reimbursements (default: its own, by file size)",
+    )
     parser.add_argument("--accounts", type=int, default=20, help="members logged in per size")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per server")
     parser.add_argument("--rounds", type=int, default=4)
@@ -591,7 +599,17 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if not args.no_record:
-        workers = str(args.import_workers) if args.import_workers is not None else "default"
+        workers = (
+            ", ".join(
+                f"{name} {value}"
+                for name, value in (
+                    ("workers", args.import_workers),
+                    ("writers", args.import_writers),
+                )
+                if value is not None
+            )
+            or "default"
+        )
         record(
             heading=RESULTS_HEADING,
             intro=RESULTS_INTRO,

@@ -36,7 +36,9 @@ described on several lines) are kept in temporary tables.
 """
 
 import abc
+import itertools
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, fields
@@ -46,7 +48,7 @@ from functools import lru_cache
 from itertools import islice
 from typing import IO, Any, NamedTuple
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from portal.audit.services import record
@@ -559,15 +561,22 @@ def _fast_rules(values: Sequence[str], *, today: str) -> bool:
         or (status == PAID and (not paid_on or paid_on > today or not reference))
     ):
         return False
-    whole, _, decimals = rate.partition(".")
-    rate_hundredths = int(whole) * 100 + (int(decimals.ljust(2, "0")) if decimals else 0)
+    rate_hundredths = _rate_hundredths(rate)
     if rate_hundredths > 10_000:
         return False
     # gross = base × rate / 100 within a cent, in cents × hundredths of a percent:
     # |base_c × rate_h / 10^4 − gross_c| ≤ 1.
-    if abs(_cents(base) * rate_hundredths - _cents(gross) * 10_000) > 10_000:
+    gross_cents = _cents(gross)
+    if abs(_cents(base) * rate_hundredths - gross_cents * 10_000) > 10_000:
         return False
-    return abs(_cents(gross) - _cents(flat) - _cents(franchise) - _cents(net)) <= 1
+    return abs(gross_cents - _cents(flat) - _cents(franchise) - _cents(net)) <= 1
+
+
+@lru_cache(maxsize=1024)
+def _rate_hundredths(rate: str) -> int:
+    """A rate that `_RATE` matches, in hundredths of a percent (a feed has few rates)."""
+    whole, _, decimals = rate.partition(".")
+    return int(whole) * 100 + (int(decimals.ljust(2, "0")) if decimals else 0)
 
 
 def allowance_row_parse(values: Sequence[str], *, today: date) -> RowParse:
@@ -666,6 +675,7 @@ def reimbursements_import(
     notify: bool = True,
     actor: str = "import",
     workers: int = 0,
+    writers: int = 0,
 ) -> ImportReport:
     """Upsert reimbursement lines by `line_id`; report and skip the invalid rows.
 
@@ -683,6 +693,12 @@ def reimbursements_import(
     result of `reimbursement_feed_read`, and batches are `batch_size` lines.
     0 (the default): check them here. The rows written, the counts and the
     report are the same either way.
+    `writers`: on the bulk path, write the checked batches on that many more
+    database connections (threads), while this connection checks the next
+    batches against the database in file order (duplicates, members); 0 (the
+    default): this connection writes too. Ignored (0) with `strict` and inside
+    a transaction (other connections could not see it, nor be rolled back
+    with it). The rows written, the counts and the report are the same.
 
     Leaves one audit entry `payments.reimbursements.import.completed`.
     """
@@ -698,6 +714,7 @@ def reimbursements_import(
         notify=notify,
         actor=actor,
         workers=workers,
+        writers=writers,
     )
 
 
@@ -737,12 +754,26 @@ def allowances_import(
     )
 
 
-def _import(importer_class, *, rows, strict, bulk, notify, source_name, actor, workers, **options):
+def _import(
+    importer_class,
+    *,
+    rows,
+    strict,
+    bulk,
+    notify,
+    source_name,
+    actor,
+    workers,
+    writers=0,
+    **options,
+):
     batch_size, on_progress = options["batch_size"], options["on_progress"]
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     if workers < 0:
         raise ValueError("workers must be 0 or more")
+    if writers < 0:
+        raise ValueError("writers must be 0 or more")
     from_file = isinstance(rows, FeedFile) and not rows.started
     if workers and not from_file:
         raise ValueError("workers need the untouched rows of *_feed_read")
@@ -750,9 +781,17 @@ def _import(importer_class, *, rows, strict, bulk, notify, source_name, actor, w
         bulk = connection.vendor == "postgresql"
     elif bulk and connection.vendor != "postgresql":
         raise ValueError("the bulk path needs PostgreSQL")
+    if not bulk or strict or connection.in_atomic_block:
+        # One connection: all or nothing (strict, or the caller's transaction).
+        writers = 0
     report = ImportReport(strict=strict, bulk=bulk)
     importer = importer_class(
-        report=report, strict=strict, bulk=bulk, notify=notify, on_error=options["on_error"]
+        report=report,
+        strict=strict,
+        bulk=bulk,
+        notify=notify,
+        on_error=options["on_error"],
+        writers=writers,
     )
     checker = importer.checker()
     if from_file:
@@ -775,6 +814,8 @@ def _import(importer_class, *, rows, strict, bulk, notify, source_name, actor, w
             done += checked.rows
             if on_progress:
                 on_progress(done)
+        # Every batch written (other connections), or the first error of a writer.
+        importer.drain()
         if strict and report.rejected:
             transaction.set_rollback(True)
     if strict and report.rejected:
@@ -848,6 +889,9 @@ class _Staged:
     valid: int
     copy: str
     rejects: list[_Reject]
+    # With separate writers (`_Checker.keys`): what the checks against the
+    # database need of each valid row, as COPY text (`_KEYS_STAGED` order).
+    keys: str = ""
 
 
 @dataclass(frozen=True)
@@ -858,6 +902,7 @@ class _Checker:
     feed: str  # "reimbursements" or "allowances"
     staged: bool
     today: date
+    keys: bool = False
 
     @property
     def width(self) -> int:
@@ -868,9 +913,11 @@ class _Checker:
         if self.staged:
             staged = _Staged(rows=0, valid=0, copy="", rejects=[])
             copy: list[str] = []
+            keys: list[str] = []
             for row in rows:
-                self._stage(row, copy, staged)
+                self._stage(row, copy, staged, keys)
             staged.copy = "".join(copy)
+            staged.keys = "".join(keys)
             return staged
         parse = reimbursement_row_parse if self.feed == "reimbursements" else allowance_row_parse
         return _Pendings([_pending(row, parse, today=self.today) for row in rows])
@@ -885,22 +932,30 @@ class _Checker:
         today = self.today.isoformat()
         staged = _Staged(rows=0, valid=0, copy="", rejects=[])
         copy: list[str] = []
+        keys: list[str] | None = [] if self.keys else None
         fast_line = _FAST_LINE.fullmatch
         for number, line in chunk_lines(chunk):
             if line is not None and fast_line(line):
                 text = line.rstrip("\r\n")
-                if _fast_rules(text.split(","), today=today):
+                values = text.split(",")
+                if _fast_rules(values, today=today):
                     copy.append(f"{number}\t" + text.replace(",", "\t") + "\n")
+                    if keys is not None:
+                        keys.append(f"{number}\t{values[0]}\t{values[1]}\t{values[2]}\n")
                     staged.rows += 1
                     continue
             for row in chunk_line_rows(number, line, width=self.width):
-                self._stage(row, copy, staged)
+                self._stage(row, copy, staged, keys)
         staged.copy = "".join(copy)
+        staged.keys = "".join(keys) if keys else ""
         staged.valid = len(copy)
         return staged
 
-    def _stage(self, row: FeedRow, copy: list[str], staged: "_Staged") -> None:
-        """Add a row to `copy` (COPY text, `_CHECKED_LINE_STAGED` order) or to the rejects."""
+    def _stage(
+        self, row: FeedRow, copy: list[str], staged: "_Staged", keys: list[str] | None
+    ) -> None:
+        """Add a row to `copy` (COPY text, `_CHECKED_LINE_STAGED` order) or to the
+        rejects; and its keys to `keys` (`_KEYS_STAGED` order) when asked."""
         staged.rows += 1
         values = row.values
         if row.problem:
@@ -908,6 +963,8 @@ class _Checker:
         elif reimbursement_row_precheck(values, today=self.today.isoformat()):
             # Valid and canonical: the text of the file is the text to copy.
             copy.append(f"{row.line}\t" + "\t".join(values) + "\n")
+            if self.keys:
+                keys.append(f"{row.line}\t{values[0]}\t{values[1]}\t{values[2]}\n")
         else:
             parsed = reimbursement_row_parse(values, today=self.today)
             if parsed.errors:
@@ -922,6 +979,11 @@ class _Checker:
                 )
             else:
                 copy.append(_staged_text(row.line, parsed.row))
+                if self.keys:
+                    valid = parsed.row
+                    keys.append(
+                        f"{row.line}\t{valid.line_id}\t{valid.nir}\t{valid.beneficiary_nir}\n"
+                    )
         staged.valid = len(copy)
 
 
@@ -968,7 +1030,16 @@ class _Importer(abc.ABC):
     notice_kind: str
     audit_action: str
 
-    def __init__(self, *, report: ImportReport, strict: bool, bulk: bool, notify: bool, on_error):
+    def __init__(
+        self,
+        *,
+        report: ImportReport,
+        strict: bool,
+        bulk: bool,
+        notify: bool,
+        on_error,
+        writers: int = 0,
+    ):
         self.report = report
         self.strict = strict
         self.bulk = bulk
@@ -980,6 +1051,9 @@ class _Importer(abc.ABC):
 
     def scratch_tables(self) -> "_Tables":
         return _Tables(self.seen, self.staging)
+
+    def drain(self) -> None:  # noqa: B027 (a hook)
+        """Wait until every batch handed to other connections is written (none here)."""
 
     def checker(self) -> _Checker:
         return _Checker(feed=self.feed, staged=False, today=self.today)
@@ -1106,19 +1180,39 @@ class _ReimbursementImporter(_Importer):
     notice_kind = NewPaymentNotice.Kind.REIMBURSEMENT
     audit_action = "payments.reimbursements.import.completed"
 
-    def __init__(self, **options):
+    def __init__(self, *, writers: int = 0, **options):
         super().__init__(**options)
-        if self.bulk:
+        self.writers: parallel.Writers | None = None
+        if self.bulk and writers:
+            # This connection checks (narrow staging table of the keys); the
+            # writers' connections copy and upsert, each in its own staging table.
+            self.staging = _keys_staging()
+            self.local = threading.local()
+            self.lock = threading.Lock()
+            self.writers = parallel.Writers(
+                writers, write=self._write_job, setup=self._writer_setup,
+                teardown=self._writer_teardown,
+            )  # fmt: skip
+        elif self.bulk:
             self.staging = _checked_line_staging()
 
     def checker(self) -> _Checker:
-        return _Checker(feed=self.feed, staged=self.bulk, today=self.today)
+        return _Checker(
+            feed=self.feed, staged=self.bulk, today=self.today, keys=self.writers is not None
+        )
+
+    def scratch_tables(self) -> "_Tables":
+        return _Tables(self.seen, self.staging, self.writers)
+
+    def drain(self) -> None:
+        if self.writers is not None:
+            self.writers.close()
 
     def flush(self, checked):
         if not self.bulk:
             super().flush(checked)
             return
-        self.staging.load_text(checked.copy)
+        self.staging.load_text(checked.keys if self.writers else checked.copy)
         rejects = checked.rejects
         with transaction.atomic(), connection.cursor() as cursor:
             _jit_off(cursor)
@@ -1153,23 +1247,69 @@ class _ReimbursementImporter(_Importer):
         valid = checked.valid - len(refused)
         if (self.strict and self.report.rejected) or not valid:
             return
+        if self.writers is not None:
+            # Checked: any writer may write it, in any order (its keys are
+            # unique in the file, and its members known).
+            self.writers.submit((checked.copy, refused, valid))
+            return
+        created, updated = self._upsert(self.staging, refused)
+        self._count(valid, created, updated)
+
+    def _upsert(self, staging: "_Staging", refused: list[int]) -> tuple[int, int]:
+        """Upsert the rows of `staging` but the `refused` ones, in one transaction."""
+        notice_kind = self.notice_kind if self.notify else None
         with transaction.atomic():
             if refused:
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        f"DELETE FROM {self.staging.table} WHERE feed_line = ANY(%s)",  # noqa: S608
+                        f"DELETE FROM {staging.table} WHERE feed_line = ANY(%s)",  # noqa: S608
                         [refused],
                     )
-            created, updated = self.staging.upsert(
+            try:
+                with transaction.atomic():
+                    return _lines_upsert(staging.table, notice_kind=notice_kind)
+            except IntegrityError as exc:
+                # A line of this batch inserted meanwhile by another import.
+                if getattr(exc.__cause__, "sqlstate", None) != "23505":  # unique_violation
+                    raise
+            return staging.upsert(
                 target="payments_reimbursementline",
                 key="line_id",
                 columns=_LINE_STAGED,
-                source=_lines_source(self.staging.table),
-                notice_kind=self.notice_kind if self.notify else None,
+                source=_lines_source(staging.table),
+                notice_kind=notice_kind,
             )
+
+    def _count(self, valid: int, created: int, updated: int) -> None:
         self.report.created += created
         self.report.updated += updated
         self.report.unchanged += valid - created - updated
+
+    # In the writer threads, each on its own connection.
+
+    def _writer_setup(self) -> None:
+        self.local.staging = _checked_line_staging().__enter__()
+
+    def _writer_teardown(self, error: BaseException | None) -> None:
+        staging = getattr(self.local, "staging", None)
+        if staging is not None:
+            staging.__exit__(type(error) if error else None, error, None)
+
+    def _write_job(self, job: tuple[str, list[int], int]) -> None:
+        copy, refused, valid = job
+        staging = self.local.staging
+        staging.load_text(copy)
+        for attempt in itertools.count(1):
+            try:
+                created, updated = self._upsert(staging, refused)
+                break
+            except OperationalError as exc:
+                # Two writers adding to the notices of the same members may
+                # deadlock; PostgreSQL rolls one back, which is done again.
+                if attempt >= _WRITE_ATTEMPTS or not _is_deadlock(exc):
+                    raise
+        with self.lock:
+            self._count(valid, created, updated)
 
     def check_batch(self, batch, members):
         """The beneficiary, when given, is one of the member's."""
@@ -1212,6 +1352,14 @@ class _ReimbursementImporter(_Importer):
         # The ORM path only: the bulk path writes in `flush`.
         items = [(row.line_id, self._values(row, extra)) for row, extra in valid]
         self.orm_upsert(ReimbursementLine, items=items)
+
+
+_WRITE_ATTEMPTS = 5
+
+
+def _is_deadlock(exc: Exception) -> bool:
+    # deadlock_detected, serialization_failure
+    return getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")
 
 
 # Daily allowances
@@ -1494,6 +1642,20 @@ _CHECKED_LINE_STAGED = ["feed_line", "line_id", "nir", "beneficiary_nir", *_LINE
 _AS_IN_FILE = ("payment_date", "transmitted_to_complementary")
 
 
+# What the checks of a batch need of its valid rows, with separate writers.
+_KEYS_STAGED = ["feed_line", "line_id", "nir", "beneficiary_nir"]
+
+
+def _keys_staging() -> _Staging:
+    return _Staging(
+        table="payments_staging_keys",
+        create="CREATE TEMPORARY TABLE payments_staging_keys AS "
+        "SELECT 0::bigint AS feed_line, line_id, ''::varchar(15) AS nir, "
+        "''::varchar(15) AS beneficiary_nir FROM payments_reimbursementline WITH NO DATA",
+        columns=_KEYS_STAGED,
+    )
+
+
 def _checked_line_staging() -> _Staging:
     values = ", ".join(
         f"''::text AS {name}" if name in _AS_IN_FILE else name for name in _LINE_VALUES
@@ -1559,22 +1721,88 @@ def _lines_source(staging: str) -> str:
         "payment_date": "nullif(s.payment_date, '')::date",
         "transmitted_to_complementary": "s.transmitted_to_complementary = 'yes'",
     }
-    values = ", ".join(converted.get(name, f"s.{name}") for name in _LINE_VALUES)
+    values = ", ".join(f"{converted.get(name, f's.{name}')} AS {name}" for name in _LINE_VALUES)
     return f"""
         WITH members AS MATERIALIZED (
             -- One probe per member of the batch, not one per row.
             SELECT d.nir, (SELECT m.id FROM members_member m WHERE m.nir = d.nir) AS id
             FROM (SELECT DISTINCT nir FROM {staging}) d
         )
-        SELECT s.line_id, m.id,
+        SELECT s.line_id, m.id AS member_id,
                CASE WHEN s.beneficiary_nir = '' OR s.beneficiary_nir = s.nir THEN NULL
                ELSE (SELECT b.id FROM members_beneficiary b
                      WHERE b.member_id = m.id AND b.nir = s.beneficiary_nir
                      ORDER BY b.birth_date LIMIT 1)
-               END,
+               END AS beneficiary_id,
                {values}
         FROM {staging} s JOIN members m ON m.nir = s.nir
     """  # noqa: S608 (only this module's names are formatted in)
+
+
+def _lines_upsert(staging: str, *, notice_kind: str | None) -> tuple[int, int]:
+    """Insert the staged lines that are new, update the stored ones that differ,
+    leave the identical ones alone; add to the notices of the members whose
+    line became paid. Returns (created, updated).
+
+    Cheaper than `_Staging.upsert`'s `INSERT … ON CONFLICT DO UPDATE` for
+    the same result: one index probe per line finds the stored line (and
+    compares it), new lines go through a plain INSERT, and an unchanged line
+    costs nothing more. A line inserted meanwhile by another import of the
+    same id makes the INSERT fail (unique constraint): the caller then does
+    the batch again with `_Staging.upsert`.
+    """
+    changing = [name for name in _LINE_STAGED if name != "line_id"]
+    stored = ", ".join(f"t.{name}" for name in changing)
+    incoming = ", ".join(f"s.{name}" for name in changing)
+    columns = ", ".join(_LINE_STAGED)
+    params = {"kind": notice_kind, "now": timezone.now()}
+    news = ""
+    if notice_kind:
+        # Members in order, so that writers adding to the same notices lock
+        # them in the same order.
+        news = """
+        , news AS (
+            INSERT INTO payments_newpaymentnotice AS n
+                (member_id, kind, payments, net_total, created_at)
+            SELECT member_id, %(kind)s, count(*), sum(net_reimbursed), %(now)s
+            FROM (SELECT member_id, net_reimbursed FROM ins WHERE status = 'paid'
+                  UNION ALL
+                  SELECT member_id, net_reimbursed FROM upd
+                  WHERE status = 'paid' AND was IS DISTINCT FROM 'paid') paid
+            GROUP BY member_id ORDER BY member_id
+            ON CONFLICT (member_id, kind) DO UPDATE
+            SET payments = n.payments + EXCLUDED.payments,
+                net_total = n.net_total + EXCLUDED.net_total
+        )"""
+    sql = f"""
+        WITH src AS MATERIALIZED (
+            -- Each line with the stored one: one index probe per line, whatever
+            -- the planner would guess of a join with a table of millions.
+            SELECT s.*, o.id AS stored_id, o.status AS stored_status,
+                   coalesce(o.changed, false) AS changed
+            FROM ({_lines_source(staging)}) s
+            LEFT JOIN LATERAL (
+                SELECT t.id, t.status, ({stored}) IS DISTINCT FROM ({incoming}) AS changed
+                FROM payments_reimbursementline t WHERE t.line_id = s.line_id
+            ) o ON true
+        ), ins AS (
+            INSERT INTO payments_reimbursementline ({columns}, imported_at, updated_at)
+            SELECT {columns}, %(now)s, %(now)s FROM src WHERE stored_id IS NULL
+            RETURNING member_id, net_reimbursed, status
+        ), upd AS (
+            UPDATE payments_reimbursementline t
+            SET {", ".join(f"{name} = s.{name}" for name in changing)}, updated_at = %(now)s
+            FROM src s
+            WHERE s.changed AND t.id = s.stored_id
+            RETURNING t.member_id, t.net_reimbursed, t.status, s.stored_status AS was
+        ){news}
+        SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)
+    """  # noqa: S608 (only this module's names are formatted in)
+    with connection.cursor() as cursor:
+        _jit_off(cursor)
+        cursor.execute(sql, params)
+        created, updated = cursor.fetchone()
+    return created, updated
 
 
 _PAYMENT_STAGED = [

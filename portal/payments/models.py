@@ -23,16 +23,23 @@ class ReimbursementLine(models.Model):
     # Unique through Meta.constraints: `unique=True` would add, on PostgreSQL, a
     # second index (for LIKE queries, which nothing runs) that every import maintains.
     line_id = models.CharField(max_length=64)
+    # No index of its own: the member's indexes below start with it (every read
+    # filters on the member first), and each index costs every import.
     member = models.ForeignKey(
-        "members.Member", on_delete=models.PROTECT, related_name="reimbursement_lines"
+        "members.Member",
+        on_delete=models.PROTECT,
+        related_name="reimbursement_lines",
+        db_index=False,
     )
     # Empty for the member; else the beneficiary (ayant droit) the care was for.
+    # Indexed where set only (reimb_beneficiary), for the checks of PROTECT.
     beneficiary = models.ForeignKey(
         "members.Beneficiary",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="reimbursement_lines",
+        db_index=False,
     )
     care_date = models.DateField()
     act_code = models.CharField(max_length=20)
@@ -58,6 +65,13 @@ class ReimbursementLine(models.Model):
             # Keyset pagination of "Mes paiements", newest payment first.
             models.Index(fields=["member", "-payment_date", "-id"], name="reimb_member_paydate"),
             models.Index(fields=["member", "care_date"], name="reimb_member_care"),
+            # Deleting a beneficiary looks for its lines (PROTECT); most lines
+            # are the member's own (NULL), which this index leaves out.
+            models.Index(
+                fields=["beneficiary"],
+                name="reimb_beneficiary",
+                condition=models.Q(beneficiary__isnull=False),
+            ),
         ]
         constraints = [
             # The feed's key: imports upsert ON CONFLICT (line_id).

@@ -18,7 +18,9 @@ the import's session, temporary tables included.
 
 import multiprocessing
 import os
+import queue
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -36,6 +38,10 @@ MAX_WORKERS = 8
 # importing process writes, few enough to keep memory flat.
 AHEAD_PER_WORKER = 2
 
+# Database connections writing the checked batches of a large file
+# (`import_reimbursements --writers`), besides the one that checks them.
+DEFAULT_WRITERS = 2
+
 Result = TypeVar("Result")
 
 
@@ -51,6 +57,12 @@ def default_workers(size: int) -> int:
     if size < PARALLEL_MIN_BYTES or usable_cores() < 2:
         return 0
     return min(usable_cores(), MAX_WORKERS)
+
+
+def default_writers(size: int) -> int:
+    """Connections writing for a file of `size` bytes besides the checking one:
+    none for a small file (one connection does it all), else DEFAULT_WRITERS."""
+    return 0 if size < PARALLEL_MIN_BYTES else DEFAULT_WRITERS
 
 
 # Where the file stands after its header
@@ -207,3 +219,124 @@ def _worker_init() -> None:
 
     if not apps.ready:
         django.setup()
+
+
+# Writing on several database connections
+
+
+class Writers:
+    """Threads that each write on their own database connection (`import_reimbursements
+    --writers N`): the importing process checks the batches in file order on its
+    connection, and hands the checked ones to these threads, which write them
+    concurrently, each batch in its own transaction.
+
+    `write(job)` runs in a writer thread (Django gives each thread its own
+    connection, closed when the thread ends); `setup()` and `teardown(error)` run
+    in each thread around its jobs (temporary tables of that connection).
+    At most `count` jobs wait, so memory stays bounded. The first error of a
+    writer stops them all: no job is started after it, the jobs already
+    started finish (each one commits or rolls back whole), and `submit` or
+    `close` raise it in the importing process, so that the import stops
+    instead of reporting counts that miss a batch.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        write: Callable[[Any], None],
+        setup: Callable[[], None] = lambda: None,
+        teardown: Callable[[BaseException | None], None] = lambda error: None,
+    ):
+        if count < 1:
+            raise ValueError("count must be positive")
+        self.count = count
+        self._write, self._setup, self._teardown = write, setup, teardown
+        self._jobs: queue.Queue = queue.Queue(maxsize=count)
+        self._error: BaseException | None = None
+        self._aborted = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> "Writers":
+        for number in range(self.count):
+            thread = threading.Thread(
+                target=self._run, name=f"payments-writer-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc_type is not None:
+            self._aborted.set()
+        self._stop()
+        if exc_type is None:
+            self._raise()
+        return False
+
+    def submit(self, job: Any) -> None:
+        """Queue `job` for the next free writer (waits while `count` jobs wait)."""
+        while True:
+            self._raise()
+            try:
+                self._jobs.put(job, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Wait for every job to be written; raise the first error of a writer."""
+        self._stop()
+        self._raise()
+
+    def _stop(self) -> None:
+        for thread in self._threads:
+            while thread.is_alive():
+                try:
+                    self._jobs.put(_STOP, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._aborted.set()
+            raise error
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        error: BaseException | None = None
+        job: Any = None
+        try:
+            self._setup()
+            while (job := self._jobs.get()) is not _STOP:
+                if not self._aborted.is_set():
+                    self._write(job)
+        except BaseException as exc:  # noqa: BLE001 (handed to the importing process)
+            error = exc
+        try:
+            self._teardown(error)
+        except BaseException as exc:  # noqa: BLE001
+            error = error or exc
+        finally:
+            try:
+                connection.close()
+            except BaseException as exc:  # noqa: BLE001
+                error = error or exc
+        if error is None:
+            return
+        if self._error is None and not self._aborted.is_set():
+            self._error = error
+        self._aborted.set()
+        if job is not _STOP:
+            # Keep taking jobs until told to stop, so that `submit` never waits forever.
+            while self._jobs.get() is not _STOP:
+                pass
+
+
+_STOP = object()

@@ -19,6 +19,8 @@ class PaymentFeedCommand(BaseCommand):
     read = None
     run = None
     stoppages = False
+    # --writers: the reimbursements feed only (the big one).
+    writers = False
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path, help="CSV file, UTF-8.")
@@ -47,6 +49,17 @@ class PaymentFeedCommand(BaseCommand):
                 f"else one per CPU core (at most {parallel.MAX_WORKERS})."
             ),
         )
+        if self.writers:
+            parser.add_argument(
+                "--writers",
+                type=int,
+                help=(
+                    "On PostgreSQL, more database connections that write the checked batches "
+                    "while this one checks the next ones; 0: this one writes. Default: 0 under "
+                    f"{parallel.PARALLEL_MIN_BYTES // 2**20} MiB, else "
+                    f"{parallel.DEFAULT_WRITERS}. Not with --strict (one transaction)."
+                ),
+            )
         parser.add_argument(
             "--no-email",
             action="store_true",
@@ -62,11 +75,18 @@ class PaymentFeedCommand(BaseCommand):
         workers = options["workers"]
         if workers is not None and workers < 0:
             raise CommandError("--workers doit être un entier positif ou nul.", returncode=2)
+        writers = options.get("writers")
+        if writers is not None and writers < 0:
+            raise CommandError("--writers doit être un entier positif ou nul.", returncode=2)
+        try:
+            size = file.stat().st_size
+        except OSError:
+            size = 0  # reported below, when the file is opened
         if workers is None:
-            try:
-                workers = parallel.default_workers(file.stat().st_size)
-            except OSError:
-                workers = 0  # reported below, when the file is opened
+            workers = parallel.default_workers(size)
+        extra = {}
+        if self.writers:
+            extra["writers"] = parallel.default_writers(size) if writers is None else writers
         report = feed_command_run(
             self,
             file=file,
@@ -78,6 +98,7 @@ class PaymentFeedCommand(BaseCommand):
                 bulk=False if options["no_bulk"] else None,
                 notify=not options["no_email"],
                 workers=workers,
+                **extra,
                 **callbacks,
             ),
         )

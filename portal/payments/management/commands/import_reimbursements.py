@@ -17,3 +17,4 @@ class Command(PaymentFeedCommand):
     )
     read = staticmethod(imports.reimbursement_feed_read)
     run = staticmethod(imports.reimbursements_import)
+    writers = True
