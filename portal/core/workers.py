@@ -59,6 +59,8 @@ from .models import TaskWorker
 
 logger = logging.getLogger(__name__)
 
+# A worker's heartbeat row is deleted this long after its last beat.
+HEARTBEATS_KEPT = timedelta(days=1)
 # The longest wait between two tries to reach the database.
 RECONNECT_MAX_SECONDS = 30.0
 
@@ -88,6 +90,9 @@ def tasks_orphaned_requeue(*, now: datetime | None = None) -> list[str]:
     """
     now = now or timezone.now()
     dead_after = timedelta(seconds=settings.TASK_WORKER_DEAD_AFTER_SECONDS)
+    # The heartbeats of workers gone for a day serve nothing any more (a
+    # worker id is random by default: each start leaves a row).
+    TaskWorker.objects.filter(last_seen_at__lt=now - HEARTBEATS_KEPT).delete()
     running = list(
         DBTaskResult.objects.filter(
             status=TaskResultStatus.RUNNING, started_at__lt=now - dead_after

@@ -121,6 +121,17 @@ def test_finished_and_waiting_tasks_are_never_touched(clock):
     assert DBTaskResult.objects.get(id=waiting.id).status == TaskResultStatus.READY
 
 
+def test_the_heartbeats_of_workers_gone_for_a_day_are_deleted(clock):
+    heartbeat_write(
+        worker_id="old", started_at=T0 - timedelta(days=3), now=T0 - timedelta(days=1, seconds=1)
+    )
+    heartbeat_write(
+        worker_id="recent", started_at=T0 - timedelta(days=3), now=T0 - timedelta(hours=23)
+    )
+    tasks_orphaned_requeue()
+    assert list(TaskWorker.objects.values_list("worker_id", flat=True)) == ["recent"]
+
+
 # --- the heartbeat --------------------------------------------------------------------------
 
 
