@@ -231,3 +231,14 @@ def test_the_command_runs_the_queue_like_db_worker():
     row = DBTaskResult.objects.get(id=task.id)
     assert row.status == TaskResultStatus.SUCCESSFUL
     assert row.worker_ids[0].count("-") >= 2  # host-pid-random
+
+
+def test_the_running_tasks_are_found_through_their_own_index():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(
+            cursor, "django_tasks_database_dbtaskresult"
+        )
+    running = indexes["core_tasks_running_started"]
+    assert running["index"] and running["columns"] == ["started_at"]
