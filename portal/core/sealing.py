@@ -51,12 +51,17 @@ def _key_id(key: bytes) -> str:
     return hashlib.sha256(b"key id" + key).hexdigest()[:8]
 
 
+def secret_keys() -> list[str]:
+    """SECRET_KEY, then its fallbacks: keys for values that may simply be lost
+    on rotation (a cached page), or the default of TOTP_ENCRYPTION_KEYS."""
+    return [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+
+
 def _keys(purpose: str, secrets_: Sequence[str] | None = None) -> list[bytes]:
     """The AES keys for `purpose`, the sealing one first: from `secrets_`, or
     by default from TOTP_ENCRYPTION_KEYS (else SECRET_KEY and its fallbacks)."""
     if secrets_ is None:
-        configured = list(getattr(settings, "TOTP_ENCRYPTION_KEYS", []) or [])
-        secrets_ = configured or [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+        secrets_ = list(getattr(settings, "TOTP_ENCRYPTION_KEYS", []) or []) or secret_keys()
     return [_aes_key(secret, purpose) for secret in secrets_ if secret]
 
 

@@ -11,7 +11,8 @@ usual AlterField and AddConstraint.
 """
 
 from django.db import migrations, models
-from django.db.migrations.operations.base import Operation
+
+from portal.payments.migration_operations import InPlaceOnPostgres
 
 TABLE = "payments_reimbursementline"
 CONSTRAINT = "reimb_line_id_unique"
@@ -21,70 +22,35 @@ OLD_CONSTRAINT = "payments_reimbursementline_line_id_key"
 OLD_PATTERN_INDEX = "payments_reimbursementline_line_id_e82235ed_like"
 
 
-class MoveLineIdUniqueness(Operation):
-    """AlterField(unique=False) then AddConstraint, in place on PostgreSQL."""
-
-    reversible = True
-    operations = [
-        migrations.AlterField(
-            model_name="reimbursementline",
-            name="line_id",
-            field=models.CharField(max_length=64),
-        ),
-        migrations.AddConstraint(
-            model_name="reimbursementline",
-            constraint=models.UniqueConstraint(fields=("line_id",), name=CONSTRAINT),
-        ),
-    ]
-
-    def state_forwards(self, app_label, state):
-        for operation in self.operations:
-            operation.state_forwards(app_label, state)
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(
-                f"ALTER TABLE {TABLE} RENAME CONSTRAINT {OLD_CONSTRAINT} TO {CONSTRAINT}"
-            )
-            schema_editor.execute(f"DROP INDEX IF EXISTS {OLD_PATTERN_INDEX}")
-            return
-        state = from_state
-        for operation in self.operations:
-            after = state.clone()
-            operation.state_forwards(app_label, after)
-            operation.database_forwards(app_label, schema_editor, state, after)
-            state = after
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(
-                f"ALTER TABLE {TABLE} RENAME CONSTRAINT {CONSTRAINT} TO {OLD_CONSTRAINT}"
-            )
-            schema_editor.execute(
-                f"CREATE INDEX {OLD_PATTERN_INDEX} ON {TABLE} (line_id varchar_pattern_ops)"
-            )
-            return
-        # Undo in reverse order, each from the state it led to.
-        states = [to_state]
-        for operation in self.operations[:-1]:
-            after = states[-1].clone()
-            operation.state_forwards(app_label, after)
-            states.append(after)
-        for operation, before in zip(reversed(self.operations), reversed(states)):
-            operation.database_backwards(app_label, schema_editor, from_state, before)
-            from_state = before
-
-    def describe(self):
-        return "Move the uniqueness of ReimbursementLine.line_id to a constraint (one index)"
-
-    @property
-    def migration_name_fragment(self):
-        return "reimbursement_line_id_one_index"
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("payments", "0002_new_payment_notices"),
     ]
 
-    operations = [MoveLineIdUniqueness()]
+    operations = [
+        InPlaceOnPostgres(
+            # AlterField(unique=False) then AddConstraint.
+            operations=[
+                migrations.AlterField(
+                    model_name="reimbursementline",
+                    name="line_id",
+                    field=models.CharField(max_length=64),
+                ),
+                migrations.AddConstraint(
+                    model_name="reimbursementline",
+                    constraint=models.UniqueConstraint(fields=("line_id",), name=CONSTRAINT),
+                ),
+            ],
+            forwards=[
+                f"ALTER TABLE {TABLE} RENAME CONSTRAINT {OLD_CONSTRAINT} TO {CONSTRAINT}",
+                f"DROP INDEX IF EXISTS {OLD_PATTERN_INDEX}",
+            ],
+            backwards=[
+                f"ALTER TABLE {TABLE} RENAME CONSTRAINT {CONSTRAINT} TO {OLD_CONSTRAINT}",
+                f"CREATE INDEX {OLD_PATTERN_INDEX} ON {TABLE} (line_id varchar_pattern_ops)",
+            ],
+            description=(
+                "Move the uniqueness of ReimbursementLine.line_id to a constraint (one index)"
+            ),
+        )
+    ]

@@ -208,7 +208,10 @@ def _first_page_seal(body: str, key: str) -> str:
     data in clear, and a value written into it by anyone else, or moved from
     another member's key, is refused."""
     return sealing.seal_bytes(
-        zlib.compress(body.encode()), purpose=FIRST_PAGE_SEALING, keys=_sealing_keys(), bound_to=key
+        zlib.compress(body.encode()),
+        purpose=FIRST_PAGE_SEALING,
+        keys=sealing.secret_keys(),
+        bound_to=key,
     )
 
 
@@ -218,16 +221,12 @@ def _first_page_kept(key: str) -> str | None:
         return None
     try:
         data = sealing.unseal_bytes(
-            kept, purpose=FIRST_PAGE_SEALING, keys=_sealing_keys(), bound_to=key
+            kept, purpose=FIRST_PAGE_SEALING, keys=sealing.secret_keys(), bound_to=key
         )
     except (sealing.UnsealError, TypeError, AttributeError) as error:
         logger.warning("a cached first page of Mes paiements was refused: %s", error)
         return None
     return zlib.decompress(data).decode()
-
-
-def _sealing_keys() -> list[str]:
-    return [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
 
 
 @login_required
