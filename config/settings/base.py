@@ -77,7 +77,8 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, taking the account read with the session (one query for both).
+    "portal.accounts.middleware.AuthenticationMiddleware",
     "portal.staff.auth.StaffMiddleware",
     "portal.accounts.middleware.SessionLifetimeMiddleware",
     # GET on Mes paiements and its API read the payment tables from the replica, if any.
@@ -117,13 +118,33 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Each web worker keeps its connection between requests instead of opening one
 # per request (a new server process and a SCRAM exchange each time: most of the
-# time of a light page). Checked before its first use in a request (one
-# `SELECT 1`), so that a restarted database costs a reconnection, not an
-# error. 0: one connection per request.
+# time of a light page). Checked before its first use in a request, so that a
+# restarted database costs a reconnection, not an error: on PostgreSQL by
+# looking at the socket, without a round trip (portal/core/postgresql/base.py).
+# 0: one connection per request.
 DATABASE_CONN_MAX_AGE = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASE_CONN_HEALTH_CHECKS = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
 DATABASES["default"].setdefault("CONN_MAX_AGE", DATABASE_CONN_MAX_AGE)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", DATABASE_CONN_HEALTH_CHECKS)
+# On PostgreSQL, Django's backend with a health check of no round trip and
+# prepared statements for the reads of every request (the session with its
+# account, an API token, the brief of a member's payments): psycopg prepares
+# one once it ran this many times on a connection. Turn them off
+# (DATABASE_PREPARED_STATEMENTS=0) behind PgBouncer
+# older than 1.21 in transaction mode (portal/core/postgresql/base.py).
+POSTGRESQL_ENGINE = "portal.core.postgresql"
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+PREPARE_THRESHOLD = 5 if DATABASE_PREPARED_STATEMENTS else None
+
+
+def _our_postgresql(database: dict) -> None:
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        database["ENGINE"] = POSTGRESQL_ENGINE
+    if database["ENGINE"] == POSTGRESQL_ENGINE:
+        database.setdefault("OPTIONS", {}).setdefault("prepare_threshold", PREPARE_THRESHOLD)
+
+
+_our_postgresql(DATABASES["default"])
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server and the task worker use the file at once.
     DATABASES["default"]["OPTIONS"] = {
@@ -141,6 +162,7 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"]["ATOMIC_REQUESTS"] = False
     DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASE_CONN_MAX_AGE)
     DATABASES["replica"].setdefault("CONN_HEALTH_CHECKS", DATABASE_CONN_HEALTH_CHECKS)
+    _our_postgresql(DATABASES["replica"])
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["portal.core.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -186,7 +208,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "portal.accounts.passwords.PolicyValidator"},
 ]
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "portal.accounts.sessions"  # Django's database sessions, read faster
 SESSION_COOKIE_NAME = "portal_session"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,6 +1,18 @@
+from contextvars import ContextVar
+
 from django.contrib.auth.backends import BaseBackend
 
+from portal.core.rows import JoinedRow
+
 from .models import Account
+
+# Read at every request: in SQL built once (portal/core/rows.py).
+_ACTIVE_ACCOUNT = JoinedRow(Account, related=["member__cpam"], conditions=["pk", "state"])
+
+# The account read with the request's session (portal/accounts/sessions.py),
+# while `portal.accounts.middleware.AuthenticationMiddleware` asks Django for
+# the request's user.
+read_with_session: ContextVar[Account | None] = ContextVar("read_with_session", default=None)
 
 
 class NirBackend(BaseBackend):
@@ -14,9 +26,10 @@ class NirBackend(BaseBackend):
         return None
 
     def get_user(self, user_id):
-        # At every request: a slice, not `.first()`, whose ORDER BY on the
-        # primary key would be one more clause to build for at most one row.
-        found = Account.objects.select_related("member__cpam").filter(
-            pk=user_id, state=Account.State.ACTIVE
-        )[:1]
-        return found[0] if found else None
+        account = read_with_session.get()
+        if account is not None and account.pk == user_id:
+            return account if account.state == Account.State.ACTIVE else None
+        try:
+            return _ACTIVE_ACCOUNT.get(user_id, Account.State.ACTIVE)
+        except (TypeError, ValueError):  # not an id
+            return None

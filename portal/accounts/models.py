@@ -2,6 +2,7 @@ import unicodedata
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models import Q
 from django.utils.crypto import salted_hmac
@@ -99,6 +100,27 @@ class Account(AbstractBaseUser):
 
     def check_password(self, raw_password):
         return super().check_password(normalize_password(raw_password))
+
+
+class Session(AbstractBaseSession):
+    """Django's database session (`SESSION_ENGINE`), with the logged-in member's
+    account as a column of its own, so that the session and its account are
+    read in one query at every request (portal/accounts/sessions.py).
+
+    `account` mirrors what the session's data says and is written with it;
+    the data stays the reference (a session whose column disagrees reads its
+    account apart). Staff sessions and anonymous ones have none.
+    """
+
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    @classmethod
+    def get_session_store_class(cls):
+        from .sessions import SessionStore
+
+        return SessionStore
 
 
 class AccountToken(models.Model):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from portal.audit.services import record
 from portal.core import throttle
+from portal.core.rows import JoinedRow
 from portal.core.tokens import new_token, token_hash
 from portal.members import nir as nir_rules
 from portal.members.models import Member
@@ -429,14 +430,14 @@ def api_token_revoke(*, token: ApiToken, ip: str) -> None:
     )
 
 
+# Read at every API request: in SQL built once (portal/core/rows.py).
+_LIVE_API_TOKEN = JoinedRow(
+    ApiToken,
+    related=["account__member__cpam"],
+    conditions=["token_hash", "revoked_at__isnull", "expires_at__gt", "account__state"],
+)
+
+
 def api_token_resolve(*, raw: str) -> ApiToken | None:
     """The live token matching a bearer string, or None."""
-    # At every API request: a slice, not `.first()` (`token_hash` is unique,
-    # an ORDER BY would only cost building it).
-    found = ApiToken.objects.select_related("account__member__cpam").filter(
-        token_hash=token_hash(raw),
-        revoked_at__isnull=True,
-        expires_at__gt=timezone.now(),
-        account__state=Account.State.ACTIVE,
-    )[:1]
-    return found[0] if found else None
+    return _LIVE_API_TOKEN.get(token_hash(raw), timezone.now(), Account.State.ACTIVE)

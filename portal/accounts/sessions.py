@@ -16,7 +16,16 @@ import time
 from functools import partial
 
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends import db
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.utils import timezone
+
+from portal.core.rows import JoinedRow
+
+from .models import Session
+
+NIR_BACKEND = "portal.accounts.backends.NirBackend"
 
 # When the session was last saved (time.time()), kept in the session itself.
 REFRESHED_AT = "session_refreshed_at"
@@ -39,6 +48,58 @@ def idle_seconds_left(session) -> int:
     if _refresh_due(session, now):
         return age
     return max(0, int(age - (now - session[REFRESHED_AT])))
+
+
+# A live session with its account (and the account's member and office).
+_LIVE_SESSION = JoinedRow(
+    Session, related=["account__member__cpam"], conditions=["session_key", "expire_date__gt"]
+)
+
+
+class SessionStore(db.SessionStore):
+    """Django's database sessions (`SESSION_ENGINE`), read with their account.
+
+    Every request reads its session, then the logged-in account: here, one
+    query in SQL built once (portal/core/rows.py), the session's row joined to
+    its account's through `Session.account`. `account_read_with_it` keeps that
+    account for `portal.accounts.backends.NirBackend.get_user`, which still
+    checks it as Django does for one it reads itself: same id as the session's
+    data says, active, and the session's hash (password, epoch) by
+    `django.contrib.auth.get_user`. A password change or a closed account
+    therefore takes effect at the next request, as before.
+    """
+
+    account_read_with_it = None
+
+    @classmethod
+    def get_model_class(cls):
+        return Session
+
+    def _get_session_from_db(self):
+        found = None
+        if self.session_key is not None:
+            found = _LIVE_SESSION.get(self.session_key, timezone.now())
+        if found is None:
+            self._session_key = None
+            self.account_read_with_it = None
+        else:
+            self.account_read_with_it = found.account
+        return found
+
+    def create_model_instance(self, data):
+        session = super().create_model_instance(data)
+        session.account_id = _account_id(data)
+        return session
+
+
+def _account_id(data) -> int | None:
+    """The logged-in member's account id in a session's data, if any."""
+    if data.get(BACKEND_SESSION_KEY) != NIR_BACKEND:
+        return None
+    try:
+        return int(data[SESSION_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class SlidingSessionMiddleware(SessionMiddleware):

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from importlib import import_module
 
 from django.conf import settings
+from django.contrib.sessions.backends import db
 from django.core.management import call_command
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -58,12 +59,11 @@ def credentials_purge(*, now: datetime | None = None) -> dict:
 
 def sessions_purge(*, now: datetime | None = None) -> dict:
     """Delete the expired sessions (they live in the database: docs/operations.md)."""
-    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
-        import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if not issubclass(store, db.SessionStore):
+        store.clear_expired()
         return {"sessions": None}
-    from django.contrib.sessions.models import Session
-
-    expired = Session.objects.filter(expire_date__lt=now or timezone.now())
+    expired = store.get_model_class().objects.filter(expire_date__lt=now or timezone.now())
     return {"sessions": _batches_delete(expired)}
 
 

@@ -10,10 +10,10 @@ import re
 
 import pytest
 import time_machine
-from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from portal.accounts.models import Session
 from tests.factories import PASSWORD, AccountFactory
 
 START = "2026-03-02 10:00:00+01:00"
@@ -23,7 +23,7 @@ def session_writes(context) -> int:
     return sum(
         1
         for query in context.captured_queries
-        if "django_session" in query["sql"]
+        if "accounts_session" in query["sql"]
         and query["sql"].lstrip().startswith(("UPDATE", "INSERT"))
     )
 

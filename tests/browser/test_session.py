@@ -8,8 +8,7 @@ browser's clock is Playwright's fake one, moved forward by hand.
 
 import re
 
-from django.contrib.sessions.models import Session
-
+from portal.accounts.models import Session
 from tests.browser.a11y import assert_accessible
 from tests.browser.helpers import SUPERVISOR, load_demo, member_login, staff_login
 from tests.browser.keyboard import assert_focus_visible, has_focus, tab_to

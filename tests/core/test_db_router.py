@@ -132,9 +132,9 @@ def test_mes_paiements_reads_the_payment_tables_from_the_replica(client):
     assert queries(on_replica, "payments_reimbursementline")
     assert not queries(on_primary, "payments_reimbursementline")
     # The session and the account were read (and the session written) on the primary.
-    assert queries(on_primary, "django_session")
+    assert queries(on_primary, "accounts_session")
     assert queries(on_primary, "accounts_account")
-    assert not queries(on_replica, "django_session")
+    assert not queries(on_replica, "accounts_session")
     assert not queries(on_replica, "accounts_account")
 
 

@@ -5,13 +5,12 @@ from datetime import datetime, timedelta
 
 import pytest
 import time_machine
-from django.contrib.sessions.backends.db import SessionStore
-from django.contrib.sessions.models import Session
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from portal.accounts import reset
-from portal.accounts.models import AccountToken, ApiToken, OneTimeCode
+from portal.accounts.models import AccountToken, ApiToken, OneTimeCode, Session
+from portal.accounts.sessions import SessionStore
 from portal.appointments.models import AdvisorTimeLock, Appointment, Motive, RelayTimeLock
 from portal.core import jobs
 from portal.staff.models import StaffEnrolment
