@@ -22,6 +22,7 @@ from portal.members.nir import NirError, mask
 from portal.notifications.sms import SmsRecipientRefused, sms_recipient_normalize
 from portal.payments import documents
 from portal.payments import selectors as payments
+from portal.payments.kept_pages import KeptPages
 from portal.recovery import services as recovery
 
 from . import errors
@@ -219,6 +220,14 @@ def password_reset_sms_code(request, payload: SmsCodeResetIn):
     return Status(200, {"status": "password_changed"})
 
 
+# The first page of the reimbursements, kept drawn per member.
+first_pages = KeptPages(
+    "api-first-page",
+    label="first page of the reimbursements API",
+    modules=[__name__, payments.__name__, "ninja.renderers"],
+)
+
+
 def _line_out(line) -> dict:
     amounts = (
         "amount_paid",
@@ -270,21 +279,32 @@ def reimbursements(
         if found is None:
             return Status(400, {"error": "unknown_beneficiary"})
         chosen = str(found.pk)
-    filters = payments.Filters(since=from_, until=to, beneficiary=chosen)
-    try:
-        items, next_cursor = payments.lines_api_page(
-            account=request.auth, filters=filters, cursor=cursor
+    account = request.auth
+    # The first page (no filter, no cursor) is kept drawn per member, as Mes
+    # paiements' is (portal/payments/kept_pages.py).
+    first = not (from_ or to or beneficiary or cursor)
+    version = payments.first_page_version(account=account) if first else None
+    key = first_pages.key(account, version) if version is not None else None
+    content = first_pages.get(key) if key else None
+    if content is None:
+        filters = payments.Filters(since=from_, until=to, beneficiary=chosen)
+        try:
+            items, next_cursor = payments.lines_api_page(
+                account=account, filters=filters, cursor=cursor
+            )
+        except ValueError:
+            return Status(400, {"error": "invalid_cursor"})
+        # Serialized here, field for field as `ReimbursementPage` says (tests
+        # check it against the schema): its validation of each line through
+        # Ninja's getters cost more than the rest of the answer.
+        content = api.renderer.render(
+            request,
+            {"items": [_line_out(line) for line in items], "next_cursor": next_cursor},
+            response_status=200,
         )
-    except ValueError:
-        return Status(400, {"error": "invalid_cursor"})
-    # Serialized here, field for field as `ReimbursementPage` says (tests check
-    # it against the schema): its validation of each line through Ninja's
-    # getters cost more than the rest of the answer.
-    return api.create_response(
-        request,
-        {"items": [_line_out(line) for line in items], "next_cursor": next_cursor},
-        status=200,
-    )
+        if key:
+            first_pages.set(key, content)
+    return HttpResponse(content, status=200, content_type=api.get_content_type())
 
 
 @api.get(

@@ -16,6 +16,7 @@ from django.db import connections, router
 from django.db.models import F, Q, Sum
 from django.http import Http404
 
+from portal.core.rows import hot_cursor
 from portal.members.models import Beneficiary, Member
 
 from .models import AllowancePayment, ReimbursementLine, WorkStoppage
@@ -228,13 +229,15 @@ class FirstPageVersion(NamedTuple):
 
 
 def first_page_version(*, account) -> FirstPageVersion | None:
-    """What the first page of Mes paiements shows from the database, in brief.
+    """What the first page of Mes paiements, or of the API's reimbursements,
+    shows from the database, in brief (portal/payments/kept_pages.py).
 
     The number, newest update and highest id of the member's reimbursement
     lines (an import that adds or changes one changes `updated_at` or the
     count), the number of their work stoppages (the page only links to them)
-    and their beneficiaries (ids, birth dates, first names: the filter and the
-    chart name them), read where the page reads them: one query, or two when
+    and their beneficiaries (ids, birth dates, first names, NIRs: the filter
+    and the chart name them, the API gives their NIR), read where the pages
+    read them: one query, or two when
     the payment tables are read from a replica (the members' stay on the
     primary). None when the viewer may not see payments.
     """
@@ -258,7 +261,7 @@ def first_page_version(*, account) -> FirstPageVersion | None:
     if named:
         select.append(f"(SELECT {named} FROM {beneficiaries} WHERE member_id = %s)")  # noqa: S608
         params.append(account.member_id)
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:  # every first page: prepared
         cursor.execute(
             f"SELECT {', '.join(select)} FROM {lines} WHERE member_id = %s",  # noqa: S608 (quoted names)
             [*params, account.member_id],
@@ -270,7 +273,7 @@ def first_page_version(*, account) -> FirstPageVersion | None:
             tuple(
                 Beneficiary.objects.filter(member_id=account.member_id)
                 .order_by("id")
-                .values_list("id", "birth_date", "first_names")
+                .values_list("id", "birth_date", "first_names", "nir")
             ),
         )
     return FirstPageVersion(*row)
@@ -278,8 +281,10 @@ def first_page_version(*, account) -> FirstPageVersion | None:
 
 # The member's beneficiaries as one string, by database (others: a second query).
 _BENEFICIARIES_SQL = {
-    "postgresql": "string_agg(CONCAT(id, ':', birth_date, ':', first_names), '|' ORDER BY id)",
-    "sqlite": "group_concat(id || ':' || birth_date || ':' || first_names, '|')",
+    "postgresql": (
+        "string_agg(CONCAT(id, ':', birth_date, ':', first_names, ':', nir), '|' ORDER BY id)"
+    ),
+    "sqlite": "group_concat(id || ':' || birth_date || ':' || first_names || ':' || nir, '|')",
 }
 
 

@@ -118,8 +118,11 @@ def test_daily_allowances(client):
 
 
 @pytest.mark.django_db
-def test_reimbursements_answer_is_the_schemas_in_two_queries(client, django_assert_num_queries):
-    """Serialized by hand for speed (portal/api/v1.py): exactly what `ReimbursementPage` gives."""
+def test_reimbursements_answer_is_the_schemas_and_the_first_page_is_kept(
+    client, django_assert_num_queries
+):
+    """Serialized by hand for speed (portal/api/v1.py): exactly what `ReimbursementPage`
+    gives; the first page kept drawn per member (portal/payments/kept_pages.py)."""
     account = AccountFactory()
     child = Beneficiary.objects.create(
         member=account.member,
@@ -131,9 +134,16 @@ def test_reimbursements_answer_is_the_schemas_in_two_queries(client, django_asse
     make_line(account.member, paid_on=date(2026, 2, 10), reference="VIR-1", beneficiary=child)
     make_line(account.member, transmitted_to_complementary=True)
     auth = bearer(client, account)
-    with django_assert_num_queries(2):  # the token (account, member), the lines
+    with django_assert_num_queries(3):  # the token (account, member), the brief, the lines
         response = client.get("/api/v1/reimbursements", **auth)
     assert response.status_code == 200
+    with django_assert_num_queries(2):  # kept: the token, the brief
+        again = client.get("/api/v1/reimbursements", **auth)
+    assert again.content == response.content
+    assert again["Content-Type"] == response["Content-Type"]
+    with django_assert_num_queries(2):  # a filter: never kept (the token, the lines)
+        filtered = client.get("/api/v1/reimbursements?beneficiary=me", **auth)
+    assert [item["beneficiary_nir"] for item in filtered.json()["items"]] == [""]
     assert response["Content-Type"] == "application/json; charset=utf-8"
     body = response.json()
     validated = ReimbursementPage.model_validate(body).model_dump(mode="json")

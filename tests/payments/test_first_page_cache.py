@@ -13,10 +13,9 @@ import time_machine
 from django.core.cache import cache, caches
 
 from portal.members.models import Beneficiary
-from portal.payments import selectors
+from portal.payments import kept_pages, selectors
 from portal.payments.models import WorkStoppage
-from portal.www.views import payments as views
-from tests.factories import AccountFactory
+from tests.factories import PASSWORD, AccountFactory
 from tests.www.test_payments import login, make_line
 
 from .helpers import allowance, allowances_feed, reimbursement, reimbursements_feed, run
@@ -130,19 +129,19 @@ def test_the_day_and_the_language_are_part_of_the_key(member_client, paul, today
     assert "March 2026" in english
 
 
-def test_the_first_page_costs_three_queries_once_drawn(
+def test_the_first_page_costs_two_queries_once_drawn(
     member_client, paul, today, django_assert_num_queries
 ):
     for day in range(1, 16):
         make_line(paul, paid_on=date(2026, 3, day), reference=f"VIR-{day:02d}")
     make_line(paul)
     member_client.get("/paiements/")
-    # The session, the account (and member), the brief of the payment data.
-    with django_assert_num_queries(3):
+    # The session with its account (and member), the brief of the payment data.
+    with django_assert_num_queries(2):
         assert member_client.get("/paiements/").status_code == 200
     cache.clear()
     # Drawn anew: + the beneficiaries, the transfers, their lines, the chart.
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         assert member_client.get("/paiements/").status_code == 200
 
 
@@ -169,10 +168,10 @@ def test_with_the_shared_cache_unreachable_the_page_is_kept_per_process(
     try:
         drawn = main(member_client.get("/paiements/"))
         assert "Virement du 10 mars 2026" in drawn
-        assert views.first_pages.degraded
+        assert kept_pages.cache.degraded
         assert main(member_client.get("/paiements/")) == drawn
     finally:
-        views.first_pages.reset()
+        kept_pages.cache.reset()
 
 
 def _kept(paul) -> tuple[str, str]:
@@ -210,3 +209,71 @@ def test_another_members_sealed_page_moved_under_this_key_is_refused(client, pau
     cache.set(key, camilles)  # a valid seal, for another key
     assert main(client.get("/paiements/")) == page
     assert camille.first_names not in page
+
+
+# The API's first page (`GET /api/v1/reimbursements`, no filter, no cursor) is
+# kept the same way, under keys of its own.
+
+
+def _api(client, account) -> dict:
+    token = client.post(
+        "/api/v1/auth/token",
+        {"nir": account.nir, "password": PASSWORD},
+        content_type="application/json",
+    ).json()["access_token"]
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def _api_items(client, auth) -> list[dict]:
+    response = client.get("/api/v1/reimbursements", **auth)
+    assert response.status_code == 200
+    return response.json()["items"]
+
+
+def test_the_api_first_page_shows_an_import_at_the_next_request(client, paul, tmp_path, today):
+    auth = _api(client, paul.accounts.get())
+    assert _api_items(client, auth) == []
+    assert _api_items(client, auth) == []  # kept
+    with time_machine.travel("2026-03-16 12:02:00+01:00", tick=False):
+        pending = reimbursement(
+            line_id="L0001", payment_date="", payment_reference="", status="in_progress"
+        )
+        run("import_reimbursements", reimbursements_feed(tmp_path, [pending]))
+        auth = _api(client, paul.accounts.get())
+        [item] = _api_items(client, auth)
+    assert (item["line_id"], item["status"]) == ("L0001", "in_progress")
+    with time_machine.travel("2026-03-16 12:04:00+01:00", tick=False):
+        paid = reimbursement(
+            line_id="L0001", payment_date="2026-03-16", payment_reference="VIR20260316A"
+        )
+        run("import_reimbursements", reimbursements_feed(tmp_path, [paid]))
+        auth = _api(client, paul.accounts.get())
+        [item] = _api_items(client, auth)
+    assert (item["status"], item["payment_reference"]) == ("paid", "VIR20260316A")
+
+
+def test_the_api_first_page_shows_a_beneficiarys_new_nir(client, paul, today):
+    child = paul.beneficiaries.get()
+    make_line(paul, paid_on=date(2026, 3, 10), reference="VIR-1", beneficiary=child)
+    auth = _api(client, paul.accounts.get())
+    assert [i["beneficiary_nir"] for i in _api_items(client, auth)] == [child.nir]
+    Beneficiary.objects.filter(pk=child.pk).update(nir="2150375111042")
+    assert [i["beneficiary_nir"] for i in _api_items(client, auth)] == ["2150375111042"]
+
+
+def test_the_api_first_page_is_kept_sealed_and_never_served_planted(client, paul, camille, today):
+    make_line(paul, paid_on=date(2026, 3, 10), reference="VIR-PAUL")
+    make_line(camille, paid_on=date(2026, 3, 11), reference="VIR-CAMILLE")
+    camille_auth = _api(client, camille.accounts.get())
+    _api_items(client, camille_auth)
+    auth = _api(client, paul.accounts.get())
+    items = _api_items(client, auth)
+    [key] = [k for k in cache._cache if f"payments:api-first-page:{paul.pk}:" in k]
+    key = key.split(":", 2)[2]
+    [camilles_key] = [k for k in cache._cache if f"payments:api-first-page:{camille.pk}:" in k]
+    stored = cache.get(key)
+    assert stored.startswith("v1$") and "VIR-PAUL" not in stored and "{" not in stored
+    cache.set(key, '{"items": [], "next_cursor": null}')  # written by someone without the key
+    assert _api_items(client, auth) == items
+    cache.set(key, cache.get(camilles_key.split(":", 2)[2]))  # another member's seal
+    assert [i["payment_reference"] for i in _api_items(client, auth)] == ["VIR-PAUL"]

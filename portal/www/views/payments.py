@@ -1,31 +1,20 @@
 """Mes paiements and Mes indemnités journalières: thin views over `portal.payments.selectors`."""
 
-import functools
-import hashlib
-import logging
-import sys
-import zlib
 from datetime import date
-from pathlib import Path
 
-import django
 from django import forms
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import get_template, render_to_string
+from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from portal.core import sealing
-from portal.core.cache import FallbackCache
 from portal.core.csv_export import csv_lines, safe_cell
 from portal.payments import documents, selectors
+from portal.payments.kept_pages import KeptPages
 from portal.payments.selectors import Filters
 
 from ..forms import BaseForm, DateInput
@@ -147,105 +136,48 @@ def _list_context(request, account, *, has_stoppages=None) -> dict:
     }
 
 
-# The first page (no filter, no cursor), the one the menu leads to, is kept
-# drawn per member (compressed: some 3 kB), under a key made of everything it
-# shows: the member's id and name, the day (chart, statement months), the
-# language, a digest of the code that draws it, and
-# `selectors.first_page_version` (the member's lines, stoppages and
-# beneficiaries in brief: an import adding or changing a line changes it, and
-# the next request draws the page anew). Only ever looked up with the key of
-# the logged-in member's own data. In the shared cache (Redis), sealed
-# (`_first_page_seal`); in this process's memory while Redis is unreachable
-# (portal/core/cache.py).
-logger = logging.getLogger(__name__)
-FIRST_PAGE_TEMPLATE = "www/payments/list_body.html"
-FIRST_PAGE_CACHE_SECONDS = 600
-FIRST_PAGE_SEALING = "payments first page"
-first_pages = FallbackCache()
-
-
-@receiver(setting_changed)
-def _caches_changed(*, setting, **kwargs):
-    if setting == "CACHES":
-        first_pages.reset()
-
-
-@functools.cache
-def _code_digest() -> str:
-    """A digest of what draws the first page: a deployment that changes it changes the keys."""
-    digest = hashlib.sha256(django.get_version().encode())
-    for name in (
-        FIRST_PAGE_TEMPLATE,
+# The first page, kept drawn per member (portal/payments/kept_pages.py).
+first_pages = KeptPages(
+    "first-page",
+    label="first page of Mes paiements",
+    templates=[
+        "www/payments/list_body.html",
         "www/includes/field.html",
         "django/forms/widgets/select.html",
         "django/forms/widgets/select_option.html",
         "django/forms/widgets/input.html",
         "django/forms/widgets/attrs.html",
-    ):
-        digest.update(get_template(name).template.source.encode())
-    for module in (sys.modules[__name__], sys.modules[BaseForm.__module__], selectors, documents):
-        digest.update(Path(module.__file__).read_bytes())
-    for path in sorted(Path(settings.LOCALE_PATHS[0]).glob("*/LC_MESSAGES/django.mo")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _first_page_key(account, version) -> str:
-    member = account.member
-    shown = (
-        member.first_names,
-        timezone.localdate().isoformat(),
-        translation.get_language(),
-        version,
-    )
-    digest = hashlib.sha256(repr(shown).encode()).hexdigest()
-    return f"payments:first-page:{member.pk}:{_code_digest()}:{digest}"
-
-
-def _first_page_seal(body: str, key: str) -> str:
-    """Compressed, then encrypted and authenticated with a key the cache does
-    not hold (SECRET_KEY), bound to its cache key: the cache keeps no health
-    data in clear, and a value written into it by anyone else, or moved from
-    another member's key, is refused."""
-    return sealing.seal_bytes(
-        zlib.compress(body.encode()),
-        purpose=FIRST_PAGE_SEALING,
-        keys=sealing.secret_keys(),
-        bound_to=key,
-    )
-
-
-def _first_page_kept(key: str) -> str | None:
-    kept = first_pages.get(key)
-    if kept is None:
-        return None
-    try:
-        data = sealing.unseal_bytes(
-            kept, purpose=FIRST_PAGE_SEALING, keys=sealing.secret_keys(), bound_to=key
-        )
-    except (sealing.UnsealError, TypeError, AttributeError) as error:
-        logger.warning("a cached first page of Mes paiements was refused: %s", error)
-        return None
-    return zlib.decompress(data).decode()
+    ],
+    modules=[__name__, BaseForm.__module__, selectors.__name__, documents.__name__],
+)
 
 
 @login_required
 def payments(request):
     account = request.user
+    title = _("Mes paiements")
     version = None if request.GET else selectors.first_page_version(account=account)
     if version is None:  # a filter or a later page: drawn for this request only
-        context = _list_context(request, account)
-    else:
-        key = _first_page_key(account, version)
-        body = _first_page_kept(key)
-        if body is None:
-            body = render_to_string(
-                FIRST_PAGE_TEMPLATE,
-                _list_context(request, account, has_stoppages=version.stoppages > 0),
-            )
-            first_pages.set(key, _first_page_seal(body, key), FIRST_PAGE_CACHE_SECONDS)
-        context = {"cached_body": mark_safe(body)}  # noqa: S308 (our own template's output)
-    return render(request, "www/payments/list.html", {"title": _("Mes paiements"), **context})
+        return render(
+            request, "www/payments/list.html", {"title": title, **_list_context(request, account)}
+        )
+    key = first_pages.key(
+        account,
+        version,
+        account.member.first_names,
+        timezone.localdate().isoformat(),
+        translation.get_language(),
+    )
+    body = first_pages.get(key)
+    if body is None:
+        body = render_to_string(
+            "www/payments/list_body.html",
+            _list_context(request, account, has_stoppages=version.stoppages > 0),
+        )
+        first_pages.set(key, body)
+    # The frame alone around the kept body: no `{% extends %}` to resolve.
+    page_body = mark_safe(body)  # noqa: S308 (our own template's output)
+    return render(request, "base.html", {"title": title, "page_body": page_body})
 
 
 @login_required
