@@ -29,8 +29,9 @@ How:
   connections (`--import-writers`, default: 2 for a large file).
 - Some members spread over the register get an account (one known
   password). Two gunicorn servers (sync workers, DEBUG and DEMO off), one
-  per size, each log them in for real: the web form for a session cookie,
-  `POST /api/v1/auth/token` for a token.
+  per size, each log them in for real: the web form for the cookies a
+  browser then sends back (session and CSRF), `POST /api/v1/auth/token` for
+  a token.
 - One client then sends, --rounds × --requests times, one request to each
   endpoint of each server, in a shuffled order (the servers and endpoints
   interleaved, so that a change of the machine's speed hits all alike),
@@ -305,7 +306,7 @@ class Server:
     process: subprocess.Popen
     port: int
     log_path: Path
-    sessions: list[str] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)  # Cookie headers
     tokens: list[str] = field(default_factory=list)
 
 
@@ -332,7 +333,7 @@ def start(size: Size, env: dict[str, str], database_url: str, work: Path, worker
 
 
 def web_login(port: int, nir: str) -> str:
-    """Log in through the form, as a browser: the session cookie."""
+    """Log in through the form, as a browser: the Cookie header it then sends."""
     reply = fetch(port, "GET", "/connexion/")
     csrf = _cookie(reply, CSRF_COOKIE)
     match = CSRF_FIELD.search(reply.body)
@@ -350,7 +351,8 @@ def web_login(port: int, nir: str) -> str:
     session = _cookie(reply, SESSION_COOKIE)
     if reply.status != 302 or not session:
         raise RuntimeError(f"web login of {nir[:5]}…: HTTP {reply.status}")
-    return session
+    # What a browser sends back: the session and the CSRF cookie (renewed at login).
+    return f"{SESSION_COOKIE}={session}; {CSRF_COOKIE}={_cookie(reply, CSRF_COOKIE) or csrf}"
 
 
 def api_login(port: int, nir: str) -> str:
@@ -373,7 +375,7 @@ def request(server: Server, endpoint: str, turn: int) -> float:
     """One request; its latency in seconds. Raises if the answer is not the page."""
     headers = {}
     if endpoint == "paiements":
-        headers["Cookie"] = f"{SESSION_COOKIE}={server.sessions[turn % len(server.sessions)]}"
+        headers["Cookie"] = server.sessions[turn % len(server.sessions)]
     elif endpoint == "api":
         headers["Authorization"] = f"Bearer {server.tokens[turn % len(server.tokens)]}"
     started = time.perf_counter()
