@@ -15,7 +15,8 @@ from django.core.cache import cache, caches
 from portal.members.models import Beneficiary
 from portal.payments import kept_pages, selectors
 from portal.payments.models import WorkStoppage
-from tests.factories import PASSWORD, AccountFactory
+from tests.api.test_payments_api import bearer
+from tests.factories import AccountFactory
 from tests.www.test_payments import login, make_line
 
 from .helpers import allowance, allowances_feed, reimbursement, reimbursements_feed, run
@@ -215,15 +216,6 @@ def test_another_members_sealed_page_moved_under_this_key_is_refused(client, pau
 # kept the same way, under keys of its own.
 
 
-def _api(client, account) -> dict:
-    token = client.post(
-        "/api/v1/auth/token",
-        {"nir": account.nir, "password": PASSWORD},
-        content_type="application/json",
-    ).json()["access_token"]
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-
-
 def _api_items(client, auth) -> list[dict]:
     response = client.get("/api/v1/reimbursements", **auth)
     assert response.status_code == 200
@@ -231,7 +223,7 @@ def _api_items(client, auth) -> list[dict]:
 
 
 def test_the_api_first_page_shows_an_import_at_the_next_request(client, paul, tmp_path, today):
-    auth = _api(client, paul.accounts.get())
+    auth = bearer(client, paul.accounts.get())
     assert _api_items(client, auth) == []
     assert _api_items(client, auth) == []  # kept
     with time_machine.travel("2026-03-16 12:02:00+01:00", tick=False):
@@ -239,7 +231,7 @@ def test_the_api_first_page_shows_an_import_at_the_next_request(client, paul, tm
             line_id="L0001", payment_date="", payment_reference="", status="in_progress"
         )
         run("import_reimbursements", reimbursements_feed(tmp_path, [pending]))
-        auth = _api(client, paul.accounts.get())
+        auth = bearer(client, paul.accounts.get())
         [item] = _api_items(client, auth)
     assert (item["line_id"], item["status"]) == ("L0001", "in_progress")
     with time_machine.travel("2026-03-16 12:04:00+01:00", tick=False):
@@ -247,7 +239,7 @@ def test_the_api_first_page_shows_an_import_at_the_next_request(client, paul, tm
             line_id="L0001", payment_date="2026-03-16", payment_reference="VIR20260316A"
         )
         run("import_reimbursements", reimbursements_feed(tmp_path, [paid]))
-        auth = _api(client, paul.accounts.get())
+        auth = bearer(client, paul.accounts.get())
         [item] = _api_items(client, auth)
     assert (item["status"], item["payment_reference"]) == ("paid", "VIR20260316A")
 
@@ -255,7 +247,7 @@ def test_the_api_first_page_shows_an_import_at_the_next_request(client, paul, tm
 def test_the_api_first_page_shows_a_beneficiarys_new_nir(client, paul, today):
     child = paul.beneficiaries.get()
     make_line(paul, paid_on=date(2026, 3, 10), reference="VIR-1", beneficiary=child)
-    auth = _api(client, paul.accounts.get())
+    auth = bearer(client, paul.accounts.get())
     assert [i["beneficiary_nir"] for i in _api_items(client, auth)] == [child.nir]
     Beneficiary.objects.filter(pk=child.pk).update(nir="2150375111042")
     assert [i["beneficiary_nir"] for i in _api_items(client, auth)] == ["2150375111042"]
@@ -264,9 +256,9 @@ def test_the_api_first_page_shows_a_beneficiarys_new_nir(client, paul, today):
 def test_the_api_first_page_is_kept_sealed_and_never_served_planted(client, paul, camille, today):
     make_line(paul, paid_on=date(2026, 3, 10), reference="VIR-PAUL")
     make_line(camille, paid_on=date(2026, 3, 11), reference="VIR-CAMILLE")
-    camille_auth = _api(client, camille.accounts.get())
+    camille_auth = bearer(client, camille.accounts.get())
     _api_items(client, camille_auth)
-    auth = _api(client, paul.accounts.get())
+    auth = bearer(client, paul.accounts.get())
     items = _api_items(client, auth)
     [key] = [k for k in cache._cache if f"payments:api-first-page:{paul.pk}:" in k]
     key = key.split(":", 2)[2]
