@@ -23,9 +23,11 @@ from django.utils import timezone
 
 from portal.core.rows import JoinedRow
 
+from .backends import NirBackend
 from .models import Session
 
-NIR_BACKEND = "portal.accounts.backends.NirBackend"
+# How Django names the backend of a member's login in the session's data.
+NIR_BACKEND = f"{NirBackend.__module__}.{NirBackend.__qualname__}"
 
 # When the session was last saved (time.time()), kept in the session itself.
 REFRESHED_AT = "session_refreshed_at"

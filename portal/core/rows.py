@@ -32,23 +32,23 @@ from django.db.models import Model
 class _Table:
     model: type[Model]
     path: str  # from the first table: "" for it, then "member", "member__cpam"…
-    fields: tuple  # concrete fields, in SELECT order
     link: object  # the foreign key from the parent table; None for the first
     parent: int  # index of the parent table; -1 for the first
+    fields: tuple  # concrete fields, in SELECT order
+    attnames: list  # their attribute names, for `Model.from_db`
+    pk_index: int  # where the primary key is among them
 
-    @property
-    def attnames(self) -> list[str]:
-        return [field.attname for field in self.fields]
-
-    @property
-    def pk_index(self) -> int:
-        return self.fields.index(self.model._meta.pk)
+    @classmethod
+    def of(cls, model, path: str, link, parent: int) -> "_Table":
+        fields = tuple(model._meta.concrete_fields)
+        attnames = [field.attname for field in fields]
+        return cls(model, path, link, parent, fields, attnames, fields.index(model._meta.pk))
 
 
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    conditions: tuple  # (field) per parameter, in order
+    conditions: tuple  # the field of each parameter, in order
     converters: tuple  # (column index, its expression, its converters) where there are some
 
 
@@ -71,12 +71,11 @@ class JoinedRow:
         self.model = model
         self.conditions = tuple(conditions)
         self._tables = self._join(model, related)
-        self._shapes = [(table, table.attnames, table.pk_index) for table in self._tables]
         self._compiled: dict[str, _Compiled] = {}
 
     @staticmethod
     def _join(model, related) -> tuple[_Table, ...]:
-        tables = [_Table(model, "", tuple(model._meta.concrete_fields), None, -1)]
+        tables = [_Table.of(model, "", None, -1)]
         index = {"": 0}
         for path in related:
             parts = path.split("__")
@@ -90,9 +89,7 @@ class JoinedRow:
                     raise ValueError(f"{key}: not a forward foreign key")
                 target = link.related_model
                 index[key] = len(tables)
-                tables.append(
-                    _Table(target, key, tuple(target._meta.concrete_fields), link, parent)
-                )
+                tables.append(_Table.of(target, key, link, parent))
         return tuple(tables)
 
     def _compile(self, using: str) -> _Compiled:
@@ -163,13 +160,13 @@ class JoinedRow:
     def _build(self, row: list, using: str) -> Model:
         instances = []
         start = 0
-        for table, attnames, pk_index in self._shapes:
-            values = row[start : start + len(attnames)]
-            start += len(attnames)
-            if values[pk_index] is None:
+        for table in self._tables:
+            values = row[start : start + len(table.attnames)]
+            start += len(table.attnames)
+            if values[table.pk_index] is None:
                 instances.append(None)  # no row on a LEFT JOIN
                 continue
-            instances.append(table.model.from_db(using, attnames, values))
+            instances.append(table.model.from_db(using, table.attnames, values))
         for table, instance in zip(self._tables[1:], instances[1:], strict=True):
             parent = instances[table.parent]
             if parent is None:
